@@ -1,0 +1,37 @@
+//! The `station` binary: parse arguments, set up logs, run the command, map errors to exit codes.
+
+use clap::Parser;
+use station::cli::{self, Cli, LogFormat};
+use station::error::Coded;
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let code = match cli::run(&cli) {
+        Ok(report) => {
+            if cli.json {
+                println!("{}", report.json());
+            } else {
+                println!("{}", report.text());
+            }
+            report.exit_status()
+        }
+        Err(e) => {
+            cli::print_error(&e, cli.json);
+            e.exit_status()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STATION_LOG")
+        .unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

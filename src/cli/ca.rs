@@ -1,0 +1,271 @@
+//! `station ca …`: create, import, list, show, verification-cert.
+
+use super::{Cli, Output, Report, Station};
+use crate::Result;
+use crate::ca::{self, NewCa};
+use crate::error::Error;
+use crate::ledger::CaRow;
+use crate::pki::{self, KeyType};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CaCommand {
+    /// Generate a CA key in the HSM and a self-signed CA certificate (or, with --intermediate, a CSR).
+    Create(CreateArgs),
+    /// Store the certificate an offline root signed for an intermediate CA's CSR.
+    Import(ImportArgs),
+    /// List the CAs.
+    List,
+    /// Show one CA.
+    Show {
+        name: String,
+        /// Print the certificate PEM.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Make the verification certificate AWS IoT asks for when a CA is registered.
+    VerificationCert(VerificationArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    pub name: String,
+    /// ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096 [default: [ca] key_type]
+    #[arg(long)]
+    pub key_type: Option<KeyType>,
+    /// Subject DN, e.g. "CN=Factory CA 2026,O=Example Ltd,C=DE" [default: [ca] subject]
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Validity in days [default: [ca] days]
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Make an intermediate: write a CSR for an offline root instead of self-signing.
+    #[arg(long, requires = "csr_out")]
+    pub intermediate: bool,
+    /// Where --intermediate writes the CSR (PEM).
+    #[arg(long)]
+    pub csr_out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    #[arg(long)]
+    pub name: String,
+    /// The signed CA certificate (PEM or DER).
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// The issuers above it, nearest first, up to and including the root (PEM).
+    #[arg(long)]
+    pub chain: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerificationArgs {
+    #[arg(long)]
+    pub name: String,
+    /// The code from `aws iot get-registration-code`.
+    #[arg(long)]
+    pub registration_code: String,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(cli: &Cli, cmd: &CaCommand) -> Result<Box<dyn Report>> {
+    let st = Station::load(cli)?;
+    match cmd {
+        CaCommand::Create(a) => create(&st, a),
+        CaCommand::Import(a) => {
+            let cert = read(&a.cert)?;
+            let chain = a.chain.as_deref().map(read).transpose()?;
+            let row = ca::import(
+                &st.hsm()?,
+                &mut st.ledger()?,
+                &a.name,
+                &cert,
+                chain.as_deref(),
+            )?;
+            let text = format!(
+                "imported CA {} ({}), state {}",
+                row.name,
+                row.subject,
+                row.state.as_str()
+            );
+            Ok(Output::new(CaView::from(&row), text))
+        }
+        CaCommand::List => {
+            let rows = st.ledger()?.cas()?;
+            let views: Vec<CaView> = rows.iter().map(CaView::from).collect();
+            let mut text = format!(
+                "{:<20} {:<8} {:<9} {:<20} {}\n",
+                "NAME", "STATE", "KEY", "NOT AFTER", "SUBJECT"
+            );
+            for v in &views {
+                text += &format!(
+                    "{:<20} {:<8} {:<9} {:<20} {}\n",
+                    v.name,
+                    v.state,
+                    v.key_type,
+                    v.not_after.as_deref().unwrap_or("-"),
+                    v.subject
+                );
+            }
+            if views.is_empty() {
+                text += "(no CAs yet: station ca create --name NAME)\n";
+            }
+            Ok(Output::new(views, text.trim_end()))
+        }
+        CaCommand::Show { name, pem } => {
+            let row = ca::find(&st.ledger()?, name)?;
+            let view = CaView::from(&row);
+            let mut text = view.text();
+            if *pem && let Some(der) = &row.cert_der {
+                text += &format!("\n{}", pki::cert_pem(der).trim_end());
+            }
+            Ok(Output::new(view, text))
+        }
+        CaCommand::VerificationCert(a) => {
+            let row = ca::find(&st.ledger()?, &a.name)?;
+            let key = ca::signing_key(&st.hsm()?, &row)?;
+            let der = row.cert_der.as_deref().unwrap_or_default();
+            let pem = ca::verification_cert(der, &key, &a.registration_code)?;
+            write_file(&a.out, &pem)?;
+            let text = format!(
+                "verification certificate for CA {} (CN={}) written to {}",
+                row.name,
+                a.registration_code,
+                a.out.display()
+            );
+            Ok(Output::new(
+                serde_json::json!({ "ca": row.name, "out": a.out, "common_name": a.registration_code }),
+                text,
+            ))
+        }
+    }
+}
+
+fn create(st: &Station, a: &CreateArgs) -> Result<Box<dyn Report>> {
+    let d = &st.config.ca;
+    let key_type = match a.key_type {
+        Some(k) => k,
+        None => d
+            .key_type
+            .parse()
+            .map_err(|e: String| Error::usage("config-field-invalid", e, "fix [ca] key_type"))?,
+    };
+    let new = NewCa {
+        name: a.name.clone(),
+        key_type,
+        subject: a
+            .subject
+            .clone()
+            .unwrap_or_else(|| d.subject.replace("{name}", &a.name)),
+        days: a.days.unwrap_or(d.days),
+    };
+    let hsm = st.hsm()?;
+    let mut ledger = st.ledger()?;
+    if a.intermediate {
+        let out = a.csr_out.as_deref().unwrap_or(Path::new("ca.csr"));
+        if out.exists() {
+            return Err(Error::usage(
+                "output-exists",
+                format!("{} already exists", out.display()),
+                "choose another --csr-out",
+            ));
+        }
+        let (row, csr) = ca::create_intermediate(&hsm, &mut ledger, &new)?;
+        write_file(out, &csr)?;
+        let text = format!(
+            "CA {} key generated in the HSM ({}); CSR written to {}\nnext: have the root sign it, then `station ca import --name {} --cert SIGNED.pem --chain ROOT.pem`",
+            row.name,
+            row.key_uri,
+            out.display(),
+            row.name
+        );
+        return Ok(Output::new(CaView::from(&row), text));
+    }
+    let row = ca::create(&hsm, &mut ledger, &new)?;
+    let view = CaView::from(&row);
+    Ok(Output::new(
+        view.clone_for_report(),
+        format!("created CA {}\n{}", row.name, view.text()),
+    ))
+}
+
+fn read(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| {
+        Error::io(
+            "input-unreadable",
+            format!("cannot read {}", p.display()),
+            "check the path",
+            e,
+        )
+    })
+}
+
+fn write_file(p: &Path, text: &str) -> Result<()> {
+    std::fs::write(p, text).map_err(|e| {
+        Error::io(
+            "output-unwritable",
+            format!("cannot write {}", p.display()),
+            "check the folder exists and is writable",
+            e,
+        )
+    })
+}
+
+/// A CA as `ca list` / `ca show` present it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaView {
+    pub name: String,
+    pub state: &'static str,
+    pub subject: String,
+    pub key_uri: String,
+    pub key_type: String,
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+    pub fingerprint_sha256: Option<String>,
+    /// The AWS IoT certificate ID (hex SHA-256 of the DER), the same value as the fingerprint.
+    pub certificate_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&CaRow> for CaView {
+    fn from(r: &CaRow) -> Self {
+        CaView {
+            name: r.name.clone(),
+            state: r.state.as_str(),
+            subject: r.subject.clone(),
+            key_uri: r.key_uri.clone(),
+            key_type: r.key_type.clone(),
+            not_before: r.not_before.clone(),
+            not_after: r.not_after.clone(),
+            fingerprint_sha256: r.fingerprint.clone(),
+            certificate_id: r.fingerprint.clone(),
+            created_at: r.created_at.clone(),
+        }
+    }
+}
+
+impl CaView {
+    fn clone_for_report(&self) -> CaView {
+        self.clone()
+    }
+
+    fn text(&self) -> String {
+        let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        format!(
+            "name:           {}\nstate:          {}\nsubject:        {}\nkey:            {} ({})\nvalid:          {} to {}\nsha256:         {}\ncertificate id: {}",
+            self.name,
+            self.state,
+            self.subject,
+            self.key_uri,
+            self.key_type,
+            o(&self.not_before),
+            o(&self.not_after),
+            o(&self.fingerprint_sha256),
+            o(&self.certificate_id)
+        )
+    }
+}

@@ -1,0 +1,82 @@
+//! The command line: one file per noun. Each command returns a report that prints as text or `--json`.
+
+mod ca;
+mod hsm;
+mod init;
+mod output;
+
+pub use output::{Output, Report, print_error};
+
+use crate::Result;
+use crate::config::{Config, config_path};
+use crate::hsm::Hsm;
+use crate::ledger::Ledger;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// station: gives every device on the flashing bench its identity.
+#[derive(Debug, Parser)]
+#[command(name = "station", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file [default: $STATION_CONFIG, else ./station.toml]
+    #[arg(short, long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print a JSON report instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a working station in DIR: config, SoftHSM token, PIN files, ledger.
+    Init(init::InitArgs),
+    /// CA lifecycle: create, import, list, show, verification-cert.
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
+    /// The HSM: module, token, login and the keys found.
+    #[command(subcommand)]
+    Hsm(hsm::HsmCommand),
+}
+
+/// Runs one command and returns its report.
+pub fn run(cli: &Cli) -> Result<Box<dyn Report>> {
+    match &cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Ca(c) => ca::run(cli, c),
+        Command::Hsm(c) => hsm::run(cli, c),
+    }
+}
+
+/// What a command needs from the station, opened on demand.
+pub struct Station {
+    pub config: Config,
+}
+
+impl Station {
+    pub fn load(cli: &Cli) -> Result<Station> {
+        let path = config_path(cli.config.as_deref());
+        Ok(Station {
+            config: Config::load(&path)?,
+        })
+    }
+
+    pub fn ledger(&self) -> Result<Ledger> {
+        Ok(Ledger::open(&self.config.ledger.path)?)
+    }
+
+    pub fn hsm(&self) -> Result<Arc<Hsm>> {
+        Ok(Hsm::open(&self.config.hsm)?)
+    }
+}

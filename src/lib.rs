@@ -1,0 +1,16 @@
+//! `station`: gives every device on a flashing bench its identity.
+//!
+//! The folders follow the path of one device: `serial` → `protocol` → `bench` → `issue` → `hsm` → `ledger`.
+//! Around that path sit `ca` (CA lifecycle), `aws` (AWS IoT registration), `audit` and `config`,
+//! and `cli`, which turns each command into a report.
+
+pub mod ca;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod hsm;
+pub mod ledger;
+pub mod pki;
+pub mod softhsm;
+
+pub use error::{Error, Result};
