@@ -41,11 +41,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{message}")]
-    Usage {
-        code: &'static str,
-        message: String,
-        hint: String,
-    },
+    Usage { code: &'static str, message: String, hint: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -62,27 +58,13 @@ pub trait Coded {
 
 impl Error {
     /// An I/O failure with a stable code and a remedy.
-    pub fn io(
-        code: &'static str,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-        source: std::io::Error,
-    ) -> Self {
-        Error::Io {
-            code,
-            message: message.into(),
-            hint: hint.into(),
-            source,
-        }
+    pub fn io(code: &'static str, message: impl Into<String>, hint: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { code, message: message.into(), hint: hint.into(), source }
     }
 
     /// A command used in a way that cannot work.
     pub fn usage(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Usage {
-            code,
-            message: message.into(),
-            hint: hint.into(),
-        }
+        Error::Usage { code, message: message.into(), hint: hint.into() }
     }
 
     fn inner(&self) -> Option<&dyn Coded> {

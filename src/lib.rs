@@ -11,6 +11,7 @@ pub mod error;
 pub mod hsm;
 pub mod ledger;
 pub mod pki;
+pub mod protocol;
 pub mod softhsm;
 
 pub use error::{Error, Result};

@@ -11,10 +11,7 @@ pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 /// True when `module` looks like SoftHSM2 (the station can initialise its tokens itself).
 pub fn is_softhsm(module: &Path) -> bool {
-    module
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.contains("softhsm"))
+    module.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("softhsm"))
 }
 
 /// The contents of a `softhsm2.conf` that keeps tokens in `token_dir`.
@@ -26,47 +23,26 @@ pub fn conf_text(token_dir: &Path) -> String {
 }
 
 /// Initialises a new token labelled `label` in the first free slot and sets its user PIN.
-pub fn init_token(
-    module: &Path,
-    conf: &Path,
-    label: &str,
-    so_pin: &Pin,
-    user_pin: &Pin,
-) -> Result<(), HsmError> {
+pub fn init_token(module: &Path, conf: &Path, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<(), HsmError> {
     let env = BTreeMap::from([("SOFTHSM2_CONF".to_string(), conf.display().to_string())]);
     let ctx = crate::hsm::context_for_init(module, &env)?;
     let slots = ctx.get_all_slots().map_err(HsmError::ck("C_GetSlotList"))?;
     let mut free = None;
     for slot in slots {
-        let info = ctx
-            .get_token_info(slot)
-            .map_err(HsmError::ck("C_GetTokenInfo"))?;
+        let info = ctx.get_token_info(slot).map_err(HsmError::ck("C_GetTokenInfo"))?;
         if info.label().trim_end() == label && info.token_initialized() {
-            return Err(HsmError::KeyExists {
-                label: label.into(),
-                token: label.into(),
-            });
+            return Err(HsmError::KeyExists { label: label.into(), token: label.into() });
         }
         if free.is_none() && !info.token_initialized() {
             free = Some(slot);
         }
     }
-    let slot = free.ok_or_else(|| HsmError::TokenNotFound {
-        label: label.into(),
-        present: "no free slot".into(),
-    })?;
-    ctx.init_token(slot, so_pin.auth_pin(), label)
-        .map_err(HsmError::ck("C_InitToken"))?;
+    let slot = free.ok_or_else(|| HsmError::TokenNotFound { label: label.into(), present: "no free slot".into() })?;
+    ctx.init_token(slot, so_pin.auth_pin(), label).map_err(HsmError::ck("C_InitToken"))?;
     let slot = crate::hsm::find_token_slot(&ctx, label)?;
-    let session = ctx
-        .open_rw_session(slot)
-        .map_err(HsmError::ck("C_OpenSession"))?;
-    session
-        .login(UserType::So, Some(so_pin.auth_pin()))
-        .map_err(HsmError::ck("C_Login(SO)"))?;
-    session
-        .init_pin(user_pin.auth_pin())
-        .map_err(HsmError::ck("C_InitPIN"))?;
+    let session = ctx.open_rw_session(slot).map_err(HsmError::ck("C_OpenSession"))?;
+    session.login(UserType::So, Some(so_pin.auth_pin())).map_err(HsmError::ck("C_Login(SO)"))?;
+    session.init_pin(user_pin.auth_pin()).map_err(HsmError::ck("C_InitPIN"))?;
     session.logout().map_err(HsmError::ck("C_Logout"))?;
     Ok(())
 }
@@ -76,11 +52,7 @@ pub fn random_pin(len: usize) -> Pin {
     use rand::Rng;
     const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut rng = rand::rng();
-    Pin::new(
-        (0..len)
-            .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-            .collect(),
-    )
+    Pin::new((0..len).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect())
 }
 
 /// The token directory `station init` uses inside DIR.

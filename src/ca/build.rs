@@ -4,8 +4,7 @@ use crate::Result;
 use crate::hsm::HsmKey;
 use crate::pki::PkiError;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose,
-    SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -33,11 +32,7 @@ pub fn ca_params(dn: DistinguishedName, days: u32) -> Result<CertificateParams> 
 }
 
 /// AWS IoT's verification certificate: CN = the registration code, a throwaway key, signed by the CA key.
-pub fn verification_cert(
-    ca_cert_der: &[u8],
-    ca_key: &HsmKey,
-    registration_code: &str,
-) -> Result<String> {
+pub fn verification_cert(ca_cert_der: &[u8], ca_key: &HsmKey, registration_code: &str) -> Result<String> {
     if registration_code.is_empty()
         || registration_code.len() > 64
         || !registration_code.chars().all(|c| c.is_ascii_alphanumeric())
@@ -48,20 +43,16 @@ pub fn verification_cert(
             "pass the code from `aws iot get-registration-code` (hex, up to 64 characters)",
         ));
     }
-    let issuer = Issuer::from_ca_cert_der(&ca_cert_der.into(), ca_key)
-        .map_err(|e| PkiError::Build(e.to_string()))?;
+    let issuer = Issuer::from_ca_cert_der(&ca_cert_der.into(), ca_key).map_err(|e| PkiError::Build(e.to_string()))?;
     let throwaway = rcgen::KeyPair::generate().map_err(|e| PkiError::Build(e.to_string()))?;
     let now = OffsetDateTime::now_utc();
     let mut p = CertificateParams::default();
     p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name
-        .push(DnType::CommonName, registration_code);
+    p.distinguished_name.push(DnType::CommonName, registration_code);
     p.serial_number = Some(random_serial());
     p.not_before = now - Duration::minutes(5);
     p.not_after = now + Duration::days(30);
     p.use_authority_key_identifier_extension = true;
-    let cert = p
-        .signed_by(&throwaway, &issuer)
-        .map_err(|e| super::signing_error(ca_key, e))?;
+    let cert = p.signed_by(&throwaway, &issuer).map_err(|e| super::signing_error(ca_key, e))?;
     Ok(cert.pem())
 }

@@ -15,9 +15,7 @@ pub enum CaError {
     NotPending { name: String, state: &'static str },
     #[error("the certificate for {subject} does not carry the HSM key of CA {name:?}")]
     ImportKeyMismatch { name: String, subject: String },
-    #[error(
-        "the chain given for CA {name:?} does not verify: {subject} is not signed by the next certificate"
-    )]
+    #[error("the chain given for CA {name:?} does not verify: {subject} is not signed by the next certificate")]
     ChainMismatch { name: String, subject: String },
 }
 
@@ -35,29 +33,19 @@ impl Coded for CaError {
     }
     fn hint(&self) -> String {
         match self {
-            CaError::NameTaken { .. } => {
-                "choose another name; `station ca list` shows the names in use".into()
-            }
-            CaError::BadName { .. } => {
-                "use 1-64 characters from A-Z a-z 0-9 - _ . (e.g. ca-2026-11)".into()
-            }
+            CaError::NameTaken { .. } => "choose another name; `station ca list` shows the names in use".into(),
+            CaError::BadName { .. } => "use 1-64 characters from A-Z a-z 0-9 - _ . (e.g. ca-2026-11)".into(),
             CaError::NotFound { .. } => {
-                "`station ca list` shows the CAs; create one with `station ca create --name NAME`"
-                    .into()
+                "`station ca list` shows the CAs; create one with `station ca create --name NAME`".into()
             }
             CaError::NoneActive => {
-                "create a CA (`station ca create`) or activate one (`station ca activate NAME`)"
-                    .into()
+                "create a CA (`station ca create`) or activate one (`station ca activate NAME`)".into()
             }
-            CaError::NotPending { .. } => {
-                "only a CA made with `ca create --intermediate` takes `ca import`".into()
-            }
+            CaError::NotPending { .. } => "only a CA made with `ca create --intermediate` takes `ca import`".into(),
             CaError::ImportKeyMismatch { .. } => {
                 "import the certificate the root signed for this CA's CSR, not another one".into()
             }
-            CaError::ChainMismatch { .. } => {
-                "give --chain with the issuers of the certificate, nearest first".into()
-            }
+            CaError::ChainMismatch { .. } => "give --chain with the issuers of the certificate, nearest first".into(),
         }
     }
     fn exit_status(&self) -> i32 {

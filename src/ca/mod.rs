@@ -26,9 +26,7 @@ pub struct NewCa {
 pub fn create(hsm: &Arc<Hsm>, ledger: &mut Ledger, new: &NewCa) -> Result<CaRow> {
     let (key, dn) = prepare(hsm, ledger, new)?;
     let params = ca_params(dn, new.days)?;
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| signing_error(&key, e))?;
+    let cert = params.self_signed(&key).map_err(|e| signing_error(&key, e))?;
     let info = pki::inspect(cert.der())?;
     let mut row = base_row(new, &key, &info.subject);
     fill_cert(&mut row, cert.der(), &info);
@@ -37,16 +35,11 @@ pub fn create(hsm: &Arc<Hsm>, ledger: &mut Ledger, new: &NewCa) -> Result<CaRow>
 }
 
 /// Creates a CA key and returns a CSR for an offline root to sign; the CA stays pending until `import`.
-pub fn create_intermediate(
-    hsm: &Arc<Hsm>,
-    ledger: &mut Ledger,
-    new: &NewCa,
-) -> Result<(CaRow, String)> {
+pub fn create_intermediate(hsm: &Arc<Hsm>, ledger: &mut Ledger, new: &NewCa) -> Result<(CaRow, String)> {
     let (key, dn) = prepare(hsm, ledger, new)?;
-    let params = ca_params(dn, new.days)?;
-    let csr = params
-        .serialize_request(&key)
-        .map_err(|e| signing_error(&key, e))?;
+    let mut params = ca_params(dn, new.days)?;
+    params.serial_number = None; // the root chooses the serial
+    let csr = params.serialize_request(&key).map_err(|e| signing_error(&key, e))?;
     let csr_pem = csr.pem().map_err(|e| PkiError::Build(e.to_string()))?;
     let mut row = base_row(new, &key, &new.subject);
     row.state = CaState::Pending;
@@ -56,22 +49,10 @@ pub fn create_intermediate(
 
 /// Stores the root-signed certificate for a pending CA after checking it: the public key must be the
 /// HSM key, it must be a CA valid now, and it must verify under the chain given.
-pub fn import(
-    hsm: &Arc<Hsm>,
-    ledger: &mut Ledger,
-    name: &str,
-    cert: &[u8],
-    chain: Option<&[u8]>,
-) -> Result<CaRow> {
-    let mut row = ledger
-        .ca(name)?
-        .ok_or_else(|| CaError::NotFound { name: name.into() })?;
+pub fn import(hsm: &Arc<Hsm>, ledger: &mut Ledger, name: &str, cert: &[u8], chain: Option<&[u8]>) -> Result<CaRow> {
+    let mut row = ledger.ca(name)?.ok_or_else(|| CaError::NotFound { name: name.into() })?;
     if row.state != CaState::Pending {
-        return Err(CaError::NotPending {
-            name: name.into(),
-            state: row.state.as_str(),
-        }
-        .into());
+        return Err(CaError::NotPending { name: name.into(), state: row.state.as_str() }.into());
     }
     let mut certs = pki::certs_from_bytes(cert)?;
     if let Some(c) = chain {
@@ -81,29 +62,18 @@ pub fn import(
     let info = pki::inspect(&ca_der)?;
     let key = HsmKey::open(hsm, &row.key_uri.parse::<KeyUri>()?)?;
     if !same_public_key(&info.spki_der, &key.spki_der()) {
-        return Err(CaError::ImportKeyMismatch {
-            name: name.into(),
-            subject: info.subject,
-        }
-        .into());
+        return Err(CaError::ImportKeyMismatch { name: name.into(), subject: info.subject }.into());
     }
     info.check_usable_ca(time::OffsetDateTime::now_utc())?;
-    let (roots, intermediates): (Vec<_>, Vec<_>) = certs
-        .into_iter()
-        .partition(|c| pki::inspect(c).map(|i| i.self_signed).unwrap_or(false));
+    let (roots, intermediates): (Vec<_>, Vec<_>) =
+        certs.into_iter().partition(|c| pki::inspect(c).map(|i| i.self_signed).unwrap_or(false));
     let mut path = vec![ca_der.clone()];
     path.extend(intermediates.iter().cloned());
     path.extend(roots.iter().cloned());
     for pair in path.windows(2) {
         if !pki::signed_by(&pair[0], &pair[1]) {
-            let who = pki::inspect(&pair[0])
-                .map(|i| i.subject)
-                .unwrap_or_default();
-            return Err(CaError::ChainMismatch {
-                name: name.into(),
-                subject: who,
-            }
-            .into());
+            let who = pki::inspect(&pair[0]).map(|i| i.subject).unwrap_or_default();
+            return Err(CaError::ChainMismatch { name: name.into(), subject: who }.into());
         }
     }
     row.subject = info.subject.clone();
@@ -117,33 +87,20 @@ pub fn import(
 /// The signing key and stored row of a CA that has a certificate.
 pub fn signing_key(hsm: &Arc<Hsm>, row: &CaRow) -> Result<HsmKey> {
     if row.cert_der.is_none() {
-        return Err(CaError::NotPending {
-            name: row.name.clone(),
-            state: row.state.as_str(),
-        }
-        .into());
+        return Err(CaError::NotPending { name: row.name.clone(), state: row.state.as_str() }.into());
     }
     Ok(HsmKey::open(hsm, &row.key_uri.parse::<KeyUri>()?)?)
 }
 
 /// Looks a CA up by name.
 pub fn find(ledger: &Ledger, name: &str) -> Result<CaRow> {
-    Ok(ledger
-        .ca(name)?
-        .ok_or_else(|| CaError::NotFound { name: name.into() })?)
+    Ok(ledger.ca(name)?.ok_or_else(|| CaError::NotFound { name: name.into() })?)
 }
 
-fn prepare(
-    hsm: &Arc<Hsm>,
-    ledger: &Ledger,
-    new: &NewCa,
-) -> Result<(HsmKey, rcgen::DistinguishedName)> {
+fn prepare(hsm: &Arc<Hsm>, ledger: &Ledger, new: &NewCa) -> Result<(HsmKey, rcgen::DistinguishedName)> {
     check_name(&new.name)?;
     if ledger.ca(&new.name)?.is_some() {
-        return Err(CaError::NameTaken {
-            name: new.name.clone(),
-        }
-        .into());
+        return Err(CaError::NameTaken { name: new.name.clone() }.into());
     }
     let dn = pki::parse_dn(&new.subject)?;
     let info = hsm.generate_key(&new.name, new.key_type)?;
@@ -153,15 +110,9 @@ fn prepare(
 fn check_name(name: &str) -> Result<(), CaError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && !name.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(CaError::BadName { name: name.into() })
-    }
+    if ok { Ok(()) } else { Err(CaError::BadName { name: name.into() }) }
 }
 
 fn base_row(new: &NewCa, key: &HsmKey, subject: &str) -> CaRow {
@@ -202,13 +153,9 @@ pub(crate) fn signing_error(key: &HsmKey, e: rcgen::Error) -> crate::Error {
 pub fn same_public_key(a: &[u8], b: &[u8]) -> bool {
     use x509_parser::prelude::FromDer;
     use x509_parser::x509::SubjectPublicKeyInfo;
-    match (
-        SubjectPublicKeyInfo::from_der(a),
-        SubjectPublicKeyInfo::from_der(b),
-    ) {
+    match (SubjectPublicKeyInfo::from_der(a), SubjectPublicKeyInfo::from_der(b)) {
         (Ok((_, a)), Ok((_, b))) => {
-            a.algorithm.algorithm == b.algorithm.algorithm
-                && a.subject_public_key.data == b.subject_public_key.data
+            a.algorithm.algorithm == b.algorithm.algorithm && a.subject_public_key.data == b.subject_public_key.data
         }
         _ => false,
     }

@@ -79,28 +79,14 @@ pub fn run(cli: &Cli, cmd: &CaCommand) -> Result<Box<dyn Report>> {
         CaCommand::Import(a) => {
             let cert = read(&a.cert)?;
             let chain = a.chain.as_deref().map(read).transpose()?;
-            let row = ca::import(
-                &st.hsm()?,
-                &mut st.ledger()?,
-                &a.name,
-                &cert,
-                chain.as_deref(),
-            )?;
-            let text = format!(
-                "imported CA {} ({}), state {}",
-                row.name,
-                row.subject,
-                row.state.as_str()
-            );
+            let row = ca::import(&st.hsm()?, &mut st.ledger()?, &a.name, &cert, chain.as_deref())?;
+            let text = format!("imported CA {} ({}), state {}", row.name, row.subject, row.state.as_str());
             Ok(Output::new(CaView::from(&row), text))
         }
         CaCommand::List => {
             let rows = st.ledger()?.cas()?;
             let views: Vec<CaView> = rows.iter().map(CaView::from).collect();
-            let mut text = format!(
-                "{:<20} {:<8} {:<9} {:<20} {}\n",
-                "NAME", "STATE", "KEY", "NOT AFTER", "SUBJECT"
-            );
+            let mut text = format!("{:<20} {:<8} {:<9} {:<20} {}\n", "NAME", "STATE", "KEY", "NOT AFTER", "SUBJECT");
             for v in &views {
                 text += &format!(
                     "{:<20} {:<8} {:<9} {:<20} {}\n",
@@ -149,18 +135,12 @@ fn create(st: &Station, a: &CreateArgs) -> Result<Box<dyn Report>> {
     let d = &st.config.ca;
     let key_type = match a.key_type {
         Some(k) => k,
-        None => d
-            .key_type
-            .parse()
-            .map_err(|e: String| Error::usage("config-field-invalid", e, "fix [ca] key_type"))?,
+        None => d.key_type.parse().map_err(|e: String| Error::usage("config-field-invalid", e, "fix [ca] key_type"))?,
     };
     let new = NewCa {
         name: a.name.clone(),
         key_type,
-        subject: a
-            .subject
-            .clone()
-            .unwrap_or_else(|| d.subject.replace("{name}", &a.name)),
+        subject: a.subject.clone().unwrap_or_else(|| d.subject.replace("{name}", &a.name)),
         days: a.days.unwrap_or(d.days),
     };
     let hsm = st.hsm()?;
@@ -187,21 +167,12 @@ fn create(st: &Station, a: &CreateArgs) -> Result<Box<dyn Report>> {
     }
     let row = ca::create(&hsm, &mut ledger, &new)?;
     let view = CaView::from(&row);
-    Ok(Output::new(
-        view.clone_for_report(),
-        format!("created CA {}\n{}", row.name, view.text()),
-    ))
+    Ok(Output::new(view.clone_for_report(), format!("created CA {}\n{}", row.name, view.text())))
 }
 
 fn read(p: &Path) -> Result<Vec<u8>> {
-    std::fs::read(p).map_err(|e| {
-        Error::io(
-            "input-unreadable",
-            format!("cannot read {}", p.display()),
-            "check the path",
-            e,
-        )
-    })
+    std::fs::read(p)
+        .map_err(|e| Error::io("input-unreadable", format!("cannot read {}", p.display()), "check the path", e))
 }
 
 fn write_file(p: &Path, text: &str) -> Result<()> {

@@ -41,15 +41,8 @@ pub fn run(cli: &Cli, cmd: &HsmCommand) -> Result<Box<dyn Report>> {
         .list_private_keys()?
         .into_iter()
         .map(|a| {
-            let ca = cas
-                .iter()
-                .find(|c| c.name == a.label)
-                .map(|c| c.name.clone());
-            KeyView {
-                locked_down: a.is_locked_down(),
-                attributes: a,
-                ca,
-            }
+            let ca = cas.iter().find(|c| c.name == a.label).map(|c| c.name.clone());
+            KeyView { locked_down: a.is_locked_down(), attributes: a, ca }
         })
         .collect();
     let status = Status {
@@ -84,9 +77,7 @@ pub fn run(cli: &Cli, cmd: &HsmCommand) -> Result<Box<dyn Report>> {
             a.unwrap,
             a.derive,
             if k.locked_down { "OK" } else { "WEAK" },
-            k.ca.as_ref()
-                .map(|c| format!(" (CA {c})"))
-                .unwrap_or_default()
+            k.ca.as_ref().map(|c| format!(" (CA {c})")).unwrap_or_default()
         );
     }
     Ok(Output::new(status, text.trim_end()))

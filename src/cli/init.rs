@@ -43,11 +43,7 @@ pub fn run(a: &InitArgs) -> Result<Box<dyn Report>> {
         if existing.exists() {
             return Err(Error::usage(
                 "init-station-exists",
-                format!(
-                    "{} already exists: {} holds a station",
-                    existing.display(),
-                    a.dir.display()
-                ),
+                format!("{} already exists: {} holds a station", existing.display(), a.dir.display()),
                 "use that station (-c DIR/station.toml), or choose an empty folder; init never overwrites",
             ));
         }
@@ -80,8 +76,7 @@ fn build(a: &InitArgs, made: &mut Made) -> Result<Box<dyn Report>> {
         made.file(&conf);
         let (user, so) = (softhsm::random_pin(24), softhsm::random_pin(24));
         let so_path = dir.join("hsm-so-pin");
-        user.write_new_file(&pin_file)
-            .map_err(io("write", &pin_file))?;
+        user.write_new_file(&pin_file).map_err(io("write", &pin_file))?;
         made.file(&pin_file);
         so.write_new_file(&so_path).map_err(io("write", &so_path))?;
         made.file(&so_path);
@@ -94,11 +89,7 @@ fn build(a: &InitArgs, made: &mut Made) -> Result<Box<dyn Report>> {
     made.file(&dir.join("station.db-wal"));
     made.file(&dir.join("station.db-shm"));
     let config = dir.join("station.toml");
-    write_new(
-        &config,
-        &config_text(&station_id, &a.module, &a.token_label, soft),
-    )
-    .map_err(io("write", &config))?;
+    write_new(&config, &config_text(&station_id, &a.module, &a.token_label, soft)).map_err(io("write", &config))?;
     made.file(&config);
     let report = InitReport {
         dir: dir.clone(),
@@ -132,10 +123,7 @@ fn build(a: &InitArgs, made: &mut Made) -> Result<Box<dyn Report>> {
             pin_file.display()
         );
     }
-    text += &format!(
-        "next: station -c {} ca create --name ca-1",
-        config.display()
-    );
+    text += &format!("next: station -c {} ca create --name ca-1", config.display());
     Ok(Output::new(report, text))
 }
 
@@ -161,23 +149,14 @@ fn config_text(id: &str, module: &Path, label: &str, soft: bool) -> String {
 
 fn default_station_id() -> String {
     let h = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let h: String = h
-        .trim()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
-        .take(64)
-        .collect();
+    let h: String = h.trim().chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(64).collect();
     if h.is_empty() { "station".into() } else { h }
 }
 
 fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()
 }

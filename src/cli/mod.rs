@@ -67,9 +67,7 @@ pub struct Station {
 impl Station {
     pub fn load(cli: &Cli) -> Result<Station> {
         let path = config_path(cli.config.as_deref());
-        Ok(Station {
-            config: Config::load(&path)?,
-        })
+        Ok(Station { config: Config::load(&path)? })
     }
 
     pub fn ledger(&self) -> Result<Ledger> {

@@ -24,11 +24,7 @@ pub struct Output<T: Serialize> {
 
 impl<T: Serialize> Output<T> {
     pub fn new(value: T, text: impl Into<String>) -> Box<Self> {
-        Box::new(Output {
-            value,
-            text: text.into(),
-            status: 0,
-        })
+        Box::new(Output { value, text: text.into(), status: 0 })
     }
 }
 
@@ -37,8 +33,7 @@ impl<T: Serialize> Report for Output<T> {
         self.text.clone()
     }
     fn json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.value)
-            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+        serde_json::to_value(&self.value).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
     }
     fn exit_status(&self) -> i32 {
         self.status

@@ -6,33 +6,15 @@ use std::path::Path;
 
 pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
     let bad = |field: &str, problem: String, fix: &str| {
-        Err(ConfigError::Field {
-            path: path.to_path_buf(),
-            field: field.into(),
-            problem,
-            fix: fix.into(),
-        })
+        Err(ConfigError::Field { path: path.to_path_buf(), field: field.into(), problem, fix: fix.into() })
     };
     let id = &cfg.station.id;
-    if id.is_empty()
-        || id.len() > 64
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return bad(
-            "station.id",
-            format!("is {id:?}"),
-            "use 1-64 characters from A-Z a-z 0-9 - _ .",
-        );
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return bad("station.id", format!("is {id:?}"), "use 1-64 characters from A-Z a-z 0-9 - _ .");
     }
     let label = &cfg.hsm.token_label;
     if label.is_empty() || label.len() > 32 {
-        return bad(
-            "hsm.token_label",
-            format!("is {label:?}"),
-            "PKCS#11 token labels are 1-32 bytes",
-        );
+        return bad("hsm.token_label", format!("is {label:?}"), "PKCS#11 token labels are 1-32 bytes");
     }
     if cfg.hsm.module.as_os_str().is_empty() {
         return bad(
@@ -42,25 +24,13 @@ pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
         );
     }
     if !(1..=64).contains(&cfg.hsm.max_sessions) {
-        return bad(
-            "hsm.max_sessions",
-            format!("is {}", cfg.hsm.max_sessions),
-            "use 1 to 64",
-        );
+        return bad("hsm.max_sessions", format!("is {}", cfg.hsm.max_sessions), "use 1 to 64");
     }
     if let Err(e) = cfg.ca.key_type.parse::<KeyType>() {
-        return bad(
-            "ca.key_type",
-            e,
-            "use one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096",
-        );
+        return bad("ca.key_type", e, "use one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096");
     }
     if cfg.ca.days == 0 {
-        return bad(
-            "ca.days",
-            "is 0".into(),
-            "give the CA validity in days, e.g. 3650",
-        );
+        return bad("ca.days", "is 0".into(), "give the CA validity in days, e.g. 3650");
     }
     if !(1..=4096).contains(&cfg.ledger.group_commit_max) {
         return bad(
@@ -72,90 +42,49 @@ pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
     check_policy(cfg, &bad)
 }
 
-fn check_policy(
-    cfg: &Config,
-    bad: &dyn Fn(&str, String, &str) -> Result<(), ConfigError>,
-) -> Result<(), ConfigError> {
+fn check_policy(cfg: &Config, bad: &dyn Fn(&str, String, &str) -> Result<(), ConfigError>) -> Result<(), ConfigError> {
     let p = &cfg.policy;
     if p.key_types.is_empty() {
-        return bad(
-            "policy.key_types",
-            "is empty".into(),
-            "allow at least one, e.g. [\"ec-p256\"]",
-        );
+        return bad("policy.key_types", "is empty".into(), "allow at least one, e.g. [\"ec-p256\"]");
     }
     for k in &p.key_types {
         if let Err(e) = k.parse::<DeviceKeyType>() {
-            return bad(
-                "policy.key_types",
-                e,
-                "use ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096",
-            );
+            return bad("policy.key_types", e, "use ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096");
         }
     }
     if let Some(c) = &p.country
         && (c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_uppercase()))
     {
-        return bad(
-            "policy.country",
-            format!("is {c:?}"),
-            "use a two-letter ISO 3166 code such as \"DE\"",
-        );
+        return bad("policy.country", format!("is {c:?}"), "use a two-letter ISO 3166 code such as \"DE\"");
     }
     if p.days == 0 {
-        return bad(
-            "policy.days",
-            "is 0".into(),
-            "give the device certificate validity in days",
-        );
+        return bad("policy.days", "is 0".into(), "give the device certificate validity in days");
     }
     if p.backdate_minutes > 24 * 60 {
-        return bad(
-            "policy.backdate_minutes",
-            format!("is {}", p.backdate_minutes),
-            "use at most 1440 (one day)",
-        );
+        return bad("policy.backdate_minutes", format!("is {}", p.backdate_minutes), "use at most 1440 (one day)");
     }
     if let Err(e) = regex::Regex::new(&p.serial_pattern) {
-        return bad(
-            "policy.serial_pattern",
-            format!("is not a valid regex: {e}"),
-            "fix the regular expression",
-        );
+        return bad("policy.serial_pattern", format!("is not a valid regex: {e}"), "fix the regular expression");
     }
     if !(1..=20).contains(&p.serial_width) {
-        return bad(
-            "policy.serial_width",
-            format!("is {}", p.serial_width),
-            "use 1 to 20 digits",
-        );
+        return bad("policy.serial_width", format!("is {}", p.serial_width), "use 1 to 20 digits");
     }
     if p.serial_first > p.serial_last {
         return bad(
             "policy.serial_first",
-            format!(
-                "({}) is above policy.serial_last ({})",
-                p.serial_first, p.serial_last
-            ),
+            format!("({}) is above policy.serial_last ({})", p.serial_first, p.serial_last),
             "make serial_first <= serial_last",
         );
     }
     if p.serial_last.to_string().len() > p.serial_width {
         return bad(
             "policy.serial_last",
-            format!(
-                "({}) has more digits than policy.serial_width ({})",
-                p.serial_last, p.serial_width
-            ),
+            format!("({}) has more digits than policy.serial_width ({})", p.serial_last, p.serial_width),
             "widen serial_width or lower serial_last",
         );
     }
     if p.serial_prefix.len() > 32 || p.serial_prefix.chars().any(|c| c.is_control() || c == ',') {
-        return bad(
-            "policy.serial_prefix",
-            format!("is {:?}", p.serial_prefix),
-            "use up to 32 printable characters",
-        );
+        return bad("policy.serial_prefix", format!("is {:?}", p.serial_prefix), "use up to 32 printable characters");
     }
     Ok(())
 }

@@ -24,12 +24,7 @@ pub enum ConfigError {
     #[error("config {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config {path}: `{field}` {problem}")]
-    Field {
-        path: PathBuf,
-        field: String,
-        problem: String,
-        fix: String,
-    },
+    Field { path: PathBuf, field: String, problem: String, fix: String },
 }
 
 impl Coded for ConfigError {
@@ -42,9 +37,9 @@ impl Coded for ConfigError {
     }
     fn hint(&self) -> String {
         match self {
-            ConfigError::Read { .. } => format!(
-                "pass the file with -c/--config, set {CONFIG_ENV}, or run `station init --dir DIR` to make one"
-            ),
+            ConfigError::Read { .. } => {
+                format!("pass the file with -c/--config, set {CONFIG_ENV}, or run `station init --dir DIR` to make one")
+            }
             ConfigError::Parse { .. } => {
                 "fix the named field; station.toml at the top of the repository documents every field".into()
             }
@@ -70,10 +65,8 @@ pub fn config_path(flag: Option<&Path>) -> PathBuf {
 impl Config {
     /// Reads, parses, checks and resolves a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::from_toml(&text, path)
     }
 
@@ -84,16 +77,8 @@ impl Config {
             message: e.message().to_string() + &span_note(text, e.span()),
         })?;
         check::check(&cfg, path)?;
-        let base = path
-            .parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    p
-                }
-            })
-            .unwrap_or(Path::new("."));
+        let base =
+            path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         cfg.resolve(&base);
         cfg.source = path.to_path_buf();

@@ -73,11 +73,7 @@ pub struct CaSection {
 
 impl Default for CaSection {
     fn default() -> Self {
-        CaSection {
-            key_type: default_ca_key_type(),
-            subject: default_ca_subject(),
-            days: default_ca_days(),
-        }
+        CaSection { key_type: default_ca_key_type(), subject: default_ca_subject(), days: default_ca_days() }
     }
 }
 
@@ -170,9 +166,7 @@ impl Default for PolicySection {
 }
 
 fn default_key_types() -> Vec<String> {
-    ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"]
-        .map(String::from)
-        .to_vec()
+    ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"].map(String::from).to_vec()
 }
 fn default_device_days() -> u32 {
     3650
@@ -203,11 +197,7 @@ impl Config {
     /// Makes every relative path absolute against `base` (the config file's folder).
     pub(super) fn resolve(&mut self, base: &Path) {
         let abs = |p: &PathBuf| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            }
+            if p.is_absolute() { p.clone() } else { base.join(p) }
         };
         self.station.state_dir = abs(&self.station.state_dir);
         self.ledger.path = abs(&self.ledger.path);

@@ -20,14 +20,8 @@ fn load(text: &str) -> Result<Config, ConfigError> {
 fn minimal_config_resolves_relative_paths_against_its_folder() {
     let cfg = load(MINIMAL).expect("valid");
     assert_eq!(cfg.ledger.path, Path::new("/etc/station/station.db"));
-    assert_eq!(
-        cfg.hsm.pin_file.as_deref(),
-        Some(Path::new("/etc/station/hsm-pin"))
-    );
-    assert_eq!(
-        cfg.hsm.module_env["SOFTHSM2_CONF"],
-        "/etc/station/softhsm2.conf"
-    );
+    assert_eq!(cfg.hsm.pin_file.as_deref(), Some(Path::new("/etc/station/hsm-pin")));
+    assert_eq!(cfg.hsm.module_env["SOFTHSM2_CONF"], "/etc/station/softhsm2.conf");
     assert_eq!(cfg.station.state_dir, Path::new("/etc/station/state"));
     assert_eq!(cfg.policy.serial_source, SerialSource::Device);
 }
@@ -43,41 +37,13 @@ fn unknown_field_is_refused_by_name() {
 #[test]
 fn bad_field_values_name_the_field_and_the_fix() {
     let cases = [
-        (
-            "[station]\nid = \"bench-room-1\"",
-            "[station]\nid = \"has space\"",
-            "station.id",
-        ),
-        (
-            "token_label = \"station\"",
-            "token_label = \"\"",
-            "hsm.token_label",
-        ),
-        (
-            "[ledger]",
-            "[policy]\ncountry = \"Germany\"\n[ledger]",
-            "policy.country",
-        ),
-        (
-            "[ledger]",
-            "[policy]\nkey_types = [\"ed25519\"]\n[ledger]",
-            "policy.key_types",
-        ),
-        (
-            "[ledger]",
-            "[policy]\nserial_pattern = \"([\"\n[ledger]",
-            "policy.serial_pattern",
-        ),
-        (
-            "[ledger]",
-            "[policy]\nserial_first = 10\nserial_last = 5\n[ledger]",
-            "policy.serial_first",
-        ),
-        (
-            "[ledger]",
-            "[ca]\nkey_type = \"dsa\"\n[ledger]",
-            "ca.key_type",
-        ),
+        ("[station]\nid = \"bench-room-1\"", "[station]\nid = \"has space\"", "station.id"),
+        ("token_label = \"station\"", "token_label = \"\"", "hsm.token_label"),
+        ("[ledger]", "[policy]\ncountry = \"Germany\"\n[ledger]", "policy.country"),
+        ("[ledger]", "[policy]\nkey_types = [\"ed25519\"]\n[ledger]", "policy.key_types"),
+        ("[ledger]", "[policy]\nserial_pattern = \"([\"\n[ledger]", "policy.serial_pattern"),
+        ("[ledger]", "[policy]\nserial_first = 10\nserial_last = 5\n[ledger]", "policy.serial_first"),
+        ("[ledger]", "[ca]\nkey_type = \"dsa\"\n[ledger]", "ca.key_type"),
     ];
     for (from, to, field) in cases {
         let err = load(&MINIMAL.replace(from, to)).unwrap_err();
@@ -89,8 +55,5 @@ fn bad_field_values_name_the_field_and_the_fix() {
 
 #[test]
 fn config_path_prefers_flag_then_env_then_cwd() {
-    assert_eq!(
-        config_path(Some(Path::new("/x.toml"))),
-        Path::new("/x.toml")
-    );
+    assert_eq!(config_path(Some(Path::new("/x.toml"))), Path::new("/x.toml"));
 }

@@ -56,10 +56,7 @@ impl HsmError {
     /// The PKCS#11 return value, when the failure came from the module.
     pub fn rv(&self) -> Option<RvError> {
         match self {
-            HsmError::Pkcs11 {
-                source: CkError::Pkcs11(rv, _),
-                ..
-            } => Some(*rv),
+            HsmError::Pkcs11 { source: CkError::Pkcs11(rv, _), .. } => Some(*rv),
             _ => None,
         }
     }

@@ -91,11 +91,7 @@ impl Hsm {
         ]);
         let mechanism = match key_type {
             KeyType::EcP256 | KeyType::EcP384 => {
-                let oid = if key_type == KeyType::EcP256 {
-                    P256_OID
-                } else {
-                    P384_OID
-                };
+                let oid = if key_type == KeyType::EcP256 { P256_OID } else { P384_OID };
                 public.push(Attribute::EcParams(oid.to_vec()));
                 Mechanism::EccKeyPairGen
             }
@@ -105,27 +101,15 @@ impl Hsm {
                 Mechanism::RsaPkcsKeyPairGen
             }
         };
-        let uri = KeyUri {
-            id: None,
-            ..KeyUri::new(&self.token_label().to_string(), label)
-        };
+        let uri = KeyUri { id: None, ..KeyUri::new(self.token_label(), label) };
         self.with_session(|s| {
             if !find(s, &[Attribute::Label(label.as_bytes().to_vec())])?.is_empty() {
-                return Err(HsmError::KeyExists {
-                    label: label.into(),
-                    token: self.token_label().into(),
-                });
+                return Err(HsmError::KeyExists { label: label.into(), token: self.token_label().into() });
             }
-            let (pubh, privh) = s
-                .generate_key_pair(&mechanism, &public, &private)
-                .map_err(HsmError::ck("C_GenerateKeyPair"))?;
+            let (pubh, privh) =
+                s.generate_key_pair(&mechanism, &public, &private).map_err(HsmError::ck("C_GenerateKeyPair"))?;
             let (kt, raw) = read_public(s, pubh, &uri)?;
-            Ok(KeyInfo {
-                uri: uri.clone(),
-                key_type: kt,
-                public_raw: raw,
-                private: privh,
-            })
+            Ok(KeyInfo { uri: uri.clone(), key_type: kt, public_raw: raw, private: privh })
         })
     }
 
@@ -136,26 +120,17 @@ impl Hsm {
                 uri: format!("{uri} (the configured token is {:?})", self.token_label()),
             });
         }
-        let missing = || HsmError::KeyMissing {
-            uri: uri.to_string(),
-        };
+        let missing = || HsmError::KeyMissing { uri: uri.to_string() };
         self.with_session(|s| {
             let mut tmpl = vec![Attribute::Label(uri.object.as_bytes().to_vec())];
             if let Some(id) = &uri.id {
                 tmpl.push(Attribute::Id(id.clone()));
             }
             let with_class = |class| [tmpl.clone(), vec![Attribute::Class(class)]].concat();
-            let privh =
-                one(find(s, &with_class(ObjectClass::PRIVATE_KEY))?, uri)?.ok_or_else(missing)?;
-            let pubh =
-                one(find(s, &with_class(ObjectClass::PUBLIC_KEY))?, uri)?.ok_or_else(missing)?;
+            let privh = one(find(s, &with_class(ObjectClass::PRIVATE_KEY))?, uri)?.ok_or_else(missing)?;
+            let pubh = one(find(s, &with_class(ObjectClass::PUBLIC_KEY))?, uri)?.ok_or_else(missing)?;
             let (key_type, public_raw) = read_public(s, pubh, uri)?;
-            Ok(KeyInfo {
-                uri: uri.clone(),
-                key_type,
-                public_raw,
-                private: privh,
-            })
+            Ok(KeyInfo { uri: uri.clone(), key_type, public_raw, private: privh })
         })
     }
 
@@ -190,10 +165,7 @@ fn one(handles: Vec<ObjectHandle>, uri: &KeyUri) -> Result<Option<ObjectHandle>,
 }
 
 fn read_public(s: &Session, h: ObjectHandle, uri: &KeyUri) -> Result<(KeyType, Vec<u8>), HsmError> {
-    let unusable = |problem: String| HsmError::KeyUnusable {
-        uri: uri.to_string(),
-        problem,
-    };
+    let unusable = |problem: String| HsmError::KeyUnusable { uri: uri.to_string(), problem };
     let attrs = s
         .get_attributes(
             h,
@@ -227,19 +199,15 @@ fn read_public(s: &Session, h: ObjectHandle, uri: &KeyUri) -> Result<(KeyType, V
             };
             let point = point.ok_or_else(|| unusable("no CKA_EC_POINT".into()))?;
             // CKA_EC_POINT is a DER OCTET STRING wrapping the uncompressed point.
-            let raw = der::asn1::OctetString::from_der(&point)
-                .map(|o| o.as_bytes().to_vec())
-                .unwrap_or(point);
+            let raw = der::asn1::OctetString::from_der(&point).map(|o| o.as_bytes().to_vec()).unwrap_or(point);
             Ok((key_type, raw))
         }
         Some(CkKeyType::RSA) => {
-            let (n, e) = (
-                n.ok_or_else(|| unusable("no modulus".into()))?,
-                e.ok_or_else(|| unusable("no exponent".into()))?,
-            );
+            let (n, e) =
+                (n.ok_or_else(|| unusable("no modulus".into()))?, e.ok_or_else(|| unusable("no exponent".into()))?);
             let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
-            let key_type = KeyType::from_rsa_bits(bits)
-                .ok_or_else(|| unusable(format!("RSA-{bits} is not supported")))?;
+            let key_type =
+                KeyType::from_rsa_bits(bits).ok_or_else(|| unusable(format!("RSA-{bits} is not supported")))?;
             let der = rsa_public_der(&n, &e).map_err(|e| unusable(e.to_string()))?;
             Ok((key_type, der))
         }
@@ -248,11 +216,7 @@ fn read_public(s: &Session, h: ObjectHandle, uri: &KeyUri) -> Result<(KeyType, V
 }
 
 fn rsa_public_der(n: &[u8], e: &[u8]) -> der::Result<Vec<u8>> {
-    RsaPublicKey {
-        modulus: der::asn1::UintRef::new(n)?,
-        exponent: der::asn1::UintRef::new(e)?,
-    }
-    .to_der()
+    RsaPublicKey { modulus: der::asn1::UintRef::new(n)?, exponent: der::asn1::UintRef::new(e)? }.to_der()
 }
 
 fn read_attributes(s: &Session, h: ObjectHandle) -> Result<KeyAttributes, HsmError> {
@@ -285,10 +249,7 @@ fn read_attributes(s: &Session, h: ObjectHandle) -> Result<KeyAttributes, HsmErr
         unwrap: true,
         derive: true,
     };
-    for a in s
-        .get_attributes(h, &wanted)
-        .map_err(HsmError::ck("C_GetAttributeValue"))?
-    {
+    for a in s.get_attributes(h, &wanted).map_err(HsmError::ck("C_GetAttributeValue"))? {
         match a {
             Attribute::Label(l) => k.label = String::from_utf8_lossy(&l).into_owned(),
             Attribute::KeyType(t) => k.key_type = Some(t.to_string()),

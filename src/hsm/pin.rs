@@ -37,11 +37,7 @@ impl Pin {
     pub fn write_new_file(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
         f.write_all(self.0.expose_secret().as_bytes())?;
         f.write_all(b"\n")?;
         f.sync_all()
@@ -61,29 +57,17 @@ impl Pin {
         }
         match pin_file {
             Some(p) => Self::from_file(p),
-            None => Err(HsmError::PinMissing(format!(
-                "{PIN_ENV} is not set and [hsm] pin_file is not configured"
-            ))),
+            None => Err(HsmError::PinMissing(format!("{PIN_ENV} is not set and [hsm] pin_file is not configured"))),
         }
     }
 
     /// Reads a PIN file, refusing one that group or others can read.
     pub fn from_file(path: &Path) -> Result<Pin, HsmError> {
         use std::os::unix::fs::PermissionsExt;
-        let unreadable = |source| HsmError::PinFileUnreadable {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mode = std::fs::metadata(path)
-            .map_err(unreadable)?
-            .permissions()
-            .mode()
-            & 0o777;
+        let unreadable = |source| HsmError::PinFileUnreadable { path: path.to_path_buf(), source };
+        let mode = std::fs::metadata(path).map_err(unreadable)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(HsmError::PinFilePermissions {
-                path: path.to_path_buf(),
-                mode,
-            });
+            return Err(HsmError::PinFilePermissions { path: path.to_path_buf(), mode });
         }
         let mut text = std::fs::read_to_string(path).map_err(unreadable)?;
         let pin = text.trim_end_matches(['\r', '\n']).to_string();
@@ -112,10 +96,7 @@ mod tests {
         std::fs::write(&p, "4242\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Pin::from_file(&p).unwrap_err();
-        assert!(
-            matches!(err, HsmError::PinFilePermissions { mode: 0o644, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, HsmError::PinFilePermissions { mode: 0o644, .. }), "{err}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         let pin = Pin::from_file(&p).unwrap();
         assert_eq!(pin.auth().expose_secret(), "4242");

@@ -35,10 +35,7 @@ struct PoolState {
 
 impl std::fmt::Debug for Hsm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hsm")
-            .field("module", &self.module)
-            .field("token", &self.token_label)
-            .finish_non_exhaustive()
+        f.debug_struct("Hsm").field("module", &self.module).field("token", &self.token_label).finish_non_exhaustive()
     }
 }
 
@@ -53,9 +50,7 @@ impl Hsm {
     pub fn open_with(cfg: &HsmSection, pin: Pin) -> Result<Arc<Hsm>, HsmError> {
         let ctx = context(&cfg.module, &cfg.module_env)?;
         let slot = find_token(&ctx, &cfg.token_label)?;
-        let anchor = ctx
-            .open_rw_session(slot)
-            .map_err(HsmError::ck("C_OpenSession"))?;
+        let anchor = ctx.open_rw_session(slot).map_err(HsmError::ck("C_OpenSession"))?;
         login(&anchor, &pin, &cfg.token_label)?;
         Ok(Arc::new(Hsm {
             ctx,
@@ -64,10 +59,7 @@ impl Hsm {
             token_label: cfg.token_label.clone(),
             pin,
             max_sessions: cfg.max_sessions.max(1),
-            state: Mutex::new(PoolState {
-                idle: Vec::new(),
-                open: 0,
-            }),
+            state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
             freed: Condvar::new(),
             _anchor: Mutex::new(anchor),
         }))
@@ -83,16 +75,10 @@ impl Hsm {
 
     /// Runs `f` on a pooled session. A session that the module reports broken is closed, not reused;
     /// a lost login is restored once.
-    pub fn with_session<T>(
-        &self,
-        f: impl Fn(&Session) -> Result<T, HsmError>,
-    ) -> Result<T, HsmError> {
+    pub fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
         let session = self.checkout()?;
         let mut result = f(&session);
-        if matches!(
-            result.as_ref().err().and_then(HsmError::rv),
-            Some(RvError::UserNotLoggedIn)
-        ) {
+        if matches!(result.as_ref().err().and_then(HsmError::rv), Some(RvError::UserNotLoggedIn)) {
             result = login(&session, &self.pin, &self.token_label).and_then(|()| f(&session));
         }
         let broken = matches!(
@@ -120,10 +106,7 @@ impl Hsm {
                 drop(st);
                 return self.ctx.open_rw_session(self.slot).map_err(|e| {
                     self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
-                    HsmError::Pkcs11 {
-                        op: "C_OpenSession",
-                        source: e,
-                    }
+                    HsmError::Pkcs11 { op: "C_OpenSession", source: e }
                 });
             }
             st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -143,58 +126,38 @@ impl Hsm {
 
     /// Token facts for `station hsm status`.
     pub fn token_info(&self) -> Result<cryptoki::slot::TokenInfo, HsmError> {
-        self.ctx
-            .get_token_info(self.slot)
-            .map_err(HsmError::ck("C_GetTokenInfo"))
+        self.ctx.get_token_info(self.slot).map_err(HsmError::ck("C_GetTokenInfo"))
     }
 }
 
 fn login(session: &Session, pin: &Pin, label: &str) -> Result<(), HsmError> {
     match session.login(UserType::User, Some(pin.auth())) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(HsmError::PinIncorrect {
-            label: label.into(),
-        }),
-        Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(HsmError::PinLocked {
-            label: label.into(),
-        }),
-        Err(e) => Err(HsmError::Pkcs11 {
-            op: "C_Login",
-            source: e,
-        }),
+        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(HsmError::PinIncorrect { label: label.into() }),
+        Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(HsmError::PinLocked { label: label.into() }),
+        Err(e) => Err(HsmError::Pkcs11 { op: "C_Login", source: e }),
     }
 }
 
 /// Loads and initialises the module once per process.
-pub(crate) fn context(
-    module: &Path,
-    env: &std::collections::BTreeMap<String, String>,
-) -> Result<Pkcs11, HsmError> {
+pub(crate) fn context(module: &Path, env: &std::collections::BTreeMap<String, String>) -> Result<Pkcs11, HsmError> {
     let cell = CONTEXT.get_or_init(|| Mutex::new(None));
     let mut guard = cell.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((loaded, ctx)) = guard.as_ref() {
         if loaded != module {
-            return Err(HsmError::SecondModule {
-                loaded: loaded.clone(),
-                wanted: module.to_path_buf(),
-            });
+            return Err(HsmError::SecondModule { loaded: loaded.clone(), wanted: module.to_path_buf() });
         }
         return Ok(ctx.clone());
     }
     if !module.exists() {
-        return Err(HsmError::ModuleMissing {
-            path: module.to_path_buf(),
-        });
+        return Err(HsmError::ModuleMissing { path: module.to_path_buf() });
     }
     for (k, v) in env {
         // SAFETY: the module reads its environment when it initialises; this runs once, under the
         // context lock, before the station starts worker threads that could read the environment.
         unsafe { std::env::set_var(k, v) };
     }
-    let load = |source| HsmError::ModuleLoad {
-        path: module.to_path_buf(),
-        source,
-    };
+    let load = |source| HsmError::ModuleLoad { path: module.to_path_buf(), source };
     let ctx = Pkcs11::new(module).map_err(load)?;
     match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
@@ -206,26 +169,15 @@ pub(crate) fn context(
 
 /// The slot holding the token with this label. Slot numbers move (SoftHSM renumbers on init).
 pub(crate) fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
-    let slots = ctx
-        .get_slots_with_initialized_token()
-        .map_err(HsmError::ck("C_GetSlotList"))?;
+    let slots = ctx.get_slots_with_initialized_token().map_err(HsmError::ck("C_GetSlotList"))?;
     let mut present = Vec::new();
     for slot in slots {
-        let info = ctx
-            .get_token_info(slot)
-            .map_err(HsmError::ck("C_GetTokenInfo"))?;
+        let info = ctx.get_token_info(slot).map_err(HsmError::ck("C_GetTokenInfo"))?;
         if info.label().trim_end() == label {
             return Ok(slot);
         }
         present.push(format!("{:?}", info.label().trim_end()));
     }
-    let present = if present.is_empty() {
-        "none".to_string()
-    } else {
-        present.join(", ")
-    };
-    Err(HsmError::TokenNotFound {
-        label: label.into(),
-        present,
-    })
+    let present = if present.is_empty() { "none".to_string() } else { present.join(", ") };
+    Err(HsmError::TokenNotFound { label: label.into(), present })
 }

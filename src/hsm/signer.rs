@@ -17,10 +17,7 @@ pub struct HsmKey {
 
 impl std::fmt::Debug for HsmKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HsmKey")
-            .field("uri", &self.info.uri.to_string())
-            .field("type", &self.info.key_type)
-            .finish()
+        f.debug_struct("HsmKey").field("uri", &self.info.uri.to_string()).field("type", &self.info.key_type).finish()
     }
 }
 
@@ -38,11 +35,7 @@ impl HsmKey {
     }
 
     pub fn from_info(hsm: &Arc<Hsm>, info: KeyInfo) -> HsmKey {
-        HsmKey {
-            hsm: hsm.clone(),
-            info,
-            last_error: Mutex::new(None),
-        }
+        HsmKey { hsm: hsm.clone(), info, last_error: Mutex::new(None) }
     }
 
     pub fn uri(&self) -> &KeyUri {
@@ -66,36 +59,23 @@ impl HsmKey {
             KeyType::EcP384 => (Mechanism::Ecdsa, sha2::Sha384::digest(msg).to_vec()),
             _ => (Mechanism::Sha256RsaPkcs, msg.to_vec()),
         };
-        let raw = self.hsm.with_session(|s| {
-            s.sign(&mechanism, self.info.private, &data)
-                .map_err(HsmError::ck("C_Sign"))
-        })?;
+        let raw =
+            self.hsm.with_session(|s| s.sign(&mechanism, self.info.private, &data).map_err(HsmError::ck("C_Sign")))?;
         if !kt.is_ec() {
             return Ok(raw);
         }
-        let bad = |p: String| HsmError::KeyUnusable {
-            uri: self.info.uri.to_string(),
-            problem: p,
-        };
+        let bad = |p: String| HsmError::KeyUnusable { uri: self.info.uri.to_string(), problem: p };
         if raw.len() % 2 != 0 {
             return Err(bad(format!("ECDSA signature of odd length {}", raw.len())));
         }
         let (r, s) = raw.split_at(raw.len() / 2);
         let uint = |b| der::asn1::UintRef::new(b).map_err(|e| bad(e.to_string()));
-        EcdsaSigValue {
-            r: uint(r)?,
-            s: uint(s)?,
-        }
-        .to_der()
-        .map_err(|e| bad(e.to_string()))
+        EcdsaSigValue { r: uint(r)?, s: uint(s)? }.to_der().map_err(|e| bad(e.to_string()))
     }
 
     /// The HSM error behind the last `rcgen::Error::RemoteKeyError`, if any.
     pub fn take_error(&self) -> Option<HsmError> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 

@@ -84,11 +84,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CaRow> {
 impl Ledger {
     pub fn ca(&self, name: &str) -> Result<Option<CaRow>, LedgerError> {
         self.conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM cas WHERE name = ?1"),
-                [name],
-                from_row,
-            )
+            .query_row(&format!("SELECT {COLUMNS} FROM cas WHERE name = ?1"), [name], from_row)
             .optional()
             .map_err(LedgerError::sql("read CA"))
     }
@@ -96,24 +92,15 @@ impl Ledger {
     pub fn cas(&self) -> Result<Vec<CaRow>, LedgerError> {
         let mut st = self
             .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM cas ORDER BY created_at, name"
-            ))
+            .prepare(&format!("SELECT {COLUMNS} FROM cas ORDER BY created_at, name"))
             .map_err(LedgerError::sql("list CAs"))?;
-        let rows = st
-            .query_map([], from_row)
-            .map_err(LedgerError::sql("list CAs"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(LedgerError::sql("list CAs"))
+        let rows = st.query_map([], from_row).map_err(LedgerError::sql("list CAs"))?;
+        rows.collect::<Result<_, _>>().map_err(LedgerError::sql("list CAs"))
     }
 
     pub fn active_ca(&self) -> Result<Option<CaRow>, LedgerError> {
         self.conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM cas WHERE state = 'active'"),
-                [],
-                from_row,
-            )
+            .query_row(&format!("SELECT {COLUMNS} FROM cas WHERE state = 'active'"), [], from_row)
             .optional()
             .map_err(LedgerError::sql("read active CA"))
     }
@@ -122,23 +109,25 @@ impl Ledger {
     pub fn insert_ca(&mut self, row: &CaRow, event_kind: &str) -> Result<CaState, LedgerError> {
         let tx = self.conn.transaction().map_err(LedgerError::sql("begin"))?;
         let has_active: bool = tx
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM cas WHERE state = 'active')",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT EXISTS (SELECT 1 FROM cas WHERE state = 'active')", [], |r| r.get(0))
             .map_err(LedgerError::sql("read CAs"))?;
-        let state = if row.state == CaState::Ready && !has_active {
-            CaState::Active
-        } else {
-            row.state
-        };
+        let state = if row.state == CaState::Ready && !has_active { CaState::Active } else { row.state };
         let now = now_text();
         tx.execute(
             &format!("INSERT INTO cas ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,NULL)"),
             params![
-                row.name, row.key_uri, row.key_type, state.as_str(), row.subject, row.cert_der, row.fingerprint,
-                row.not_before, row.not_after, row.chain_pem, row.root_pem, now,
+                row.name,
+                row.key_uri,
+                row.key_type,
+                state.as_str(),
+                row.subject,
+                row.cert_der,
+                row.fingerprint,
+                row.not_before,
+                row.not_after,
+                row.chain_pem,
+                row.root_pem,
+                now,
                 (state == CaState::Active).then_some(&now),
             ],
         )
@@ -155,17 +144,9 @@ impl Ledger {
     pub fn complete_ca(&mut self, row: &CaRow) -> Result<CaState, LedgerError> {
         let tx = self.conn.transaction().map_err(LedgerError::sql("begin"))?;
         let has_active: bool = tx
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM cas WHERE state = 'active')",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT EXISTS (SELECT 1 FROM cas WHERE state = 'active')", [], |r| r.get(0))
             .map_err(LedgerError::sql("read CAs"))?;
-        let state = if has_active {
-            CaState::Ready
-        } else {
-            CaState::Active
-        };
+        let state = if has_active { CaState::Ready } else { CaState::Active };
         let now = now_text();
         let n = tx
             .execute(
@@ -178,10 +159,7 @@ impl Ledger {
             )
             .map_err(LedgerError::sql("store CA certificate"))?;
         if n != 1 {
-            return Err(LedgerError::Corrupt(format!(
-                "CA {} is not pending",
-                row.name
-            )));
+            return Err(LedgerError::Corrupt(format!("CA {} is not pending", row.name)));
         }
         chain::append(&tx, "ca-imported", &row.name, None, &ca_detail(row, state))?;
         if state == CaState::Active {

@@ -47,14 +47,7 @@ pub fn row_hash(
     let mut h = Sha256::new();
     h.update(hex::decode(prev_hash).unwrap_or_else(|_| prev_hash.as_bytes().to_vec()));
     let rid = ref_id.map(|r| r.to_string()).unwrap_or_default();
-    for field in [
-        seq.to_string().as_str(),
-        at,
-        kind,
-        subject,
-        rid.as_str(),
-        detail,
-    ] {
+    for field in [seq.to_string().as_str(), at, kind, subject, rid.as_str(), detail] {
         h.update((field.len() as u32).to_be_bytes());
         h.update(field.as_bytes());
     }
@@ -64,11 +57,7 @@ pub fn row_hash(
 /// The last event's (seq, row_hash), or (0, GENESIS) for an empty chain.
 pub fn head(conn: &Connection) -> Result<(i64, String), LedgerError> {
     let last = conn
-        .query_row(
-            "SELECT seq, row_hash FROM events ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT seq, row_hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(LedgerError::sql("read chain head"))?;
     Ok(last.unwrap_or((0, GENESIS.to_string())))
@@ -126,39 +115,23 @@ pub fn walk(conn: &Connection, mut visit: impl FnMut(&Event)) -> Result<ChainRep
     let (mut expect_seq, mut prev) = (1i64, GENESIS.to_string());
     for row in rows {
         let e = row.map_err(LedgerError::sql("read events"))?;
-        let bad = |why: String| ChainReport {
-            events: expect_seq - 1,
-            head: prev.clone(),
-            first_bad: Some((e.seq, why)),
-        };
+        let bad =
+            |why: String| ChainReport { events: expect_seq - 1, head: prev.clone(), first_bad: Some((e.seq, why)) };
         if e.seq != expect_seq {
-            return Ok(bad(format!(
-                "expected event {expect_seq} but found {}: events are missing",
-                e.seq
-            )));
+            return Ok(bad(format!("expected event {expect_seq} but found {}: events are missing", e.seq)));
         }
         if e.prev_hash != prev {
-            return Ok(bad(
-                "prev_hash does not match the previous event's hash".into()
-            ));
+            return Ok(bad("prev_hash does not match the previous event's hash".into()));
         }
-        let want = row_hash(
-            &prev, e.seq, &e.at, &e.kind, &e.subject, e.ref_id, &e.detail,
-        );
+        let want = row_hash(&prev, e.seq, &e.at, &e.kind, &e.subject, e.ref_id, &e.detail);
         if e.row_hash != want {
-            return Ok(bad(
-                "row_hash does not match the row's content: the row was altered".into(),
-            ));
+            return Ok(bad("row_hash does not match the row's content: the row was altered".into()));
         }
         visit(&e);
         prev = e.row_hash;
         expect_seq += 1;
     }
-    Ok(ChainReport {
-        events: expect_seq - 1,
-        head: prev,
-        first_bad: None,
-    })
+    Ok(ChainReport { events: expect_seq - 1, head: prev, first_bad: None })
 }
 
 #[cfg(test)]
@@ -167,9 +140,6 @@ mod tests {
 
     #[test]
     fn genesis_is_the_documented_constant() {
-        assert_eq!(
-            GENESIS,
-            hex::encode(Sha256::digest(b"station ledger genesis v1"))
-        );
+        assert_eq!(GENESIS, hex::encode(Sha256::digest(b"station ledger genesis v1")));
     }
 }

@@ -19,11 +19,7 @@ pub enum LedgerError {
         source: rusqlite::Error,
     },
     #[error("ledger {path} has schema version {found}, newer than this station knows ({known})")]
-    SchemaTooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
+    SchemaTooNew { path: PathBuf, found: i64, known: i64 },
     #[error("ledger migration failed: {0}")]
     Migration(String),
     #[error("ledger: {op} failed: {source}")]
@@ -63,22 +59,15 @@ impl Coded for LedgerError {
                 "check [ledger] path, or run `station init --dir DIR` to create a station".into()
             }
             LedgerError::Create { .. } => {
-                "check the folder exists and is writable; an existing ledger is never overwritten"
-                    .into()
+                "check the folder exists and is writable; an existing ledger is never overwritten".into()
             }
-            LedgerError::Open { .. } => {
-                "check the file's owner and mode (0600, the station's user)".into()
-            }
-            LedgerError::SchemaTooNew { .. } => {
-                "use the station release that wrote this ledger, or a newer one".into()
-            }
+            LedgerError::Open { .. } => "check the file's owner and mode (0600, the station's user)".into(),
+            LedgerError::SchemaTooNew { .. } => "use the station release that wrote this ledger, or a newer one".into(),
             LedgerError::Migration(_) => "restore the ledger from backup and report this".into(),
             LedgerError::Sql { .. } => {
                 "check free disk space and the file's permissions; nothing was half-written".into()
             }
-            LedgerError::Corrupt(_) => {
-                "run `station audit verify` and restore from backup if it fails".into()
-            }
+            LedgerError::Corrupt(_) => "run `station audit verify` and restore from backup if it fails".into(),
             LedgerError::WriterGone => "restart the station; committed rows are safe".into(),
         }
     }

@@ -7,7 +7,7 @@ mod chain;
 mod error;
 
 pub use cas::{CaRow, CaState};
-pub use chain::{ChainReport, Event, GENESIS};
+pub use chain::{ChainReport, Event, GENESIS, walk as walk_chain};
 pub use error::LedgerError;
 
 use rusqlite::Connection;
@@ -43,38 +43,24 @@ impl Ledger {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|source| LedgerError::Create {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| LedgerError::Create { path: path.to_path_buf(), source })?;
         Self::open(path)
     }
 
     /// Opens an existing ledger and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
         if !path.exists() {
-            return Err(LedgerError::Missing {
-                path: path.to_path_buf(),
-            });
+            return Err(LedgerError::Missing { path: path.to_path_buf() });
         }
         let mut conn = open_connection(path)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(LedgerError::sql("read schema version"))?;
         if found > SCHEMA_VERSION {
-            return Err(LedgerError::SchemaTooNew {
-                path: path.to_path_buf(),
-                found,
-                known: SCHEMA_VERSION,
-            });
+            return Err(LedgerError::SchemaTooNew { path: path.to_path_buf(), found, known: SCHEMA_VERSION });
         }
-        migrations()
-            .to_latest(&mut conn)
-            .map_err(|e| LedgerError::Migration(e.to_string()))?;
-        Ok(Ledger {
-            conn,
-            path: path.to_path_buf(),
-        })
+        migrations().to_latest(&mut conn).map_err(|e| LedgerError::Migration(e.to_string()))?;
+        Ok(Ledger { conn, path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -92,18 +78,11 @@ impl Ledger {
 
 /// A connection with the station's durability settings.
 pub fn open_connection(path: &Path) -> Result<Connection, LedgerError> {
-    let conn = Connection::open(path).map_err(|source| LedgerError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(LedgerError::sql("set busy timeout"))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(LedgerError::sql("enable WAL"))?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(LedgerError::sql("set synchronous=FULL"))?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(LedgerError::sql("enable foreign keys"))?;
+    let conn = Connection::open(path).map_err(|source| LedgerError::Open { path: path.to_path_buf(), source })?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(LedgerError::sql("set busy timeout"))?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(LedgerError::sql("enable WAL"))?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(LedgerError::sql("set synchronous=FULL"))?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(LedgerError::sql("enable foreign keys"))?;
     Ok(conn)
 }
 

@@ -10,20 +10,10 @@ fn temp_ledger() -> (tempfile::TempDir, Ledger) {
 #[test]
 fn ledger_file_is_0600_wal_and_full_sync() {
     let (dir, l) = temp_ledger();
-    let mode = std::fs::metadata(dir.path().join("station.db"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode = std::fs::metadata(dir.path().join("station.db")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let jm: String = l
-        .conn()
-        .pragma_query_value(None, "journal_mode", |r| r.get(0))
-        .unwrap();
-    let sync: i64 = l
-        .conn()
-        .pragma_query_value(None, "synchronous", |r| r.get(0))
-        .unwrap();
+    let jm: String = l.conn().pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    let sync: i64 = l.conn().pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
     assert_eq!((jm.as_str(), sync), ("wal", 2));
 }
 
@@ -37,9 +27,7 @@ fn create_refuses_an_existing_file() {
 #[test]
 fn newer_schema_is_refused() {
     let (dir, l) = temp_ledger();
-    l.conn()
-        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-        .unwrap();
+    l.conn().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
     drop(l);
     let err = Ledger::open(&dir.path().join("station.db")).unwrap_err();
     assert_eq!(crate::error::Coded::code(&err), "ledger-schema-too-new");
@@ -53,9 +41,7 @@ fn chain_verifies_and_names_an_edited_row() {
     }
     let ok = chain::walk(l.conn(), |_| {}).unwrap();
     assert_eq!((ok.events, ok.first_bad.clone()), (5, None));
-    l.conn()
-        .execute("UPDATE events SET subject = 'forged' WHERE seq = 3", [])
-        .unwrap();
+    l.conn().execute("UPDATE events SET subject = 'forged' WHERE seq = 3", []).unwrap();
     let bad = chain::walk(l.conn(), |_| {}).unwrap();
     assert_eq!(bad.first_bad.map(|b| b.0), Some(3));
     assert_eq!(bad.events, 2);
@@ -67,9 +53,7 @@ fn chain_names_a_deleted_row() {
     for i in 0..4 {
         chain::append(l.conn(), "test", &format!("s{i}"), None, "{}").unwrap();
     }
-    l.conn()
-        .execute("DELETE FROM events WHERE seq = 2", [])
-        .unwrap();
+    l.conn().execute("DELETE FROM events WHERE seq = 2", []).unwrap();
     let bad = chain::walk(l.conn(), |_| {}).unwrap();
     assert_eq!(bad.first_bad.map(|b| b.0), Some(3));
 }

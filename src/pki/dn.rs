@@ -6,17 +6,12 @@ use rcgen::{DistinguishedName, DnType};
 /// Parses a comma-separated subject. Known attributes: CN, O, OU, C, ST, L, serialNumber.
 /// A comma inside a value is written `\,`.
 pub fn parse_dn(input: &str) -> Result<DistinguishedName, PkiError> {
-    let bad = |problem: String| PkiError::BadSubject {
-        input: input.to_string(),
-        problem,
-    };
+    let bad = |problem: String| PkiError::BadSubject { input: input.to_string(), problem };
     let mut dn = DistinguishedName::new();
     let mut has_cn = false;
     for part in split_unescaped(input) {
         let part = part.trim();
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| bad(format!("{part:?} has no '='")))?;
+        let (k, v) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} has no '='")))?;
         let v = v.trim().replace("\\,", ",");
         if v.is_empty() {
             return Err(bad(format!("{k} is empty")));

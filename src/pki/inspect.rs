@@ -28,23 +28,14 @@ pub struct CertInfo {
 
 /// Parses a DER certificate.
 pub fn inspect(der: &[u8]) -> Result<CertInfo, PkiError> {
-    let (rest, cert) =
-        X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(PkiError::BadCertificate(
-            "trailing bytes after the certificate".into(),
-        ));
+        return Err(PkiError::BadCertificate("trailing bytes after the certificate".into()));
     }
     let tbs = &cert.tbs_certificate;
     let (is_ca, key_cert_sign) = (
-        tbs.basic_constraints()
-            .ok()
-            .flatten()
-            .is_some_and(|bc| bc.value.ca),
-        tbs.key_usage()
-            .ok()
-            .flatten()
-            .is_some_and(|ku| ku.value.key_cert_sign()),
+        tbs.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca),
+        tbs.key_usage().ok().flatten().is_some_and(|ku| ku.value.key_cert_sign()),
     );
     let self_signed = tbs.subject == tbs.issuer && cert.verify_signature(None).is_ok();
     Ok(CertInfo {
@@ -82,10 +73,9 @@ impl CertInfo {
 
 /// Does `child` carry a valid signature by the key in `issuer`?
 pub fn signed_by(child_der: &[u8], issuer_der: &[u8]) -> bool {
-    let (Ok((_, child)), Ok((_, issuer))) = (
-        X509Certificate::from_der(child_der),
-        X509Certificate::from_der(issuer_der),
-    ) else {
+    let (Ok((_, child)), Ok((_, issuer))) =
+        (X509Certificate::from_der(child_der), X509Certificate::from_der(issuer_der))
+    else {
         return false;
     };
     child.verify_signature(Some(issuer.public_key())).is_ok()

@@ -19,13 +19,8 @@ pub enum KeyType {
 pub type DeviceKeyType = KeyType;
 
 impl KeyType {
-    pub const ALL: [KeyType; 5] = [
-        KeyType::EcP256,
-        KeyType::EcP384,
-        KeyType::Rsa2048,
-        KeyType::Rsa3072,
-        KeyType::Rsa4096,
-    ];
+    pub const ALL: [KeyType; 5] =
+        [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa2048, KeyType::Rsa3072, KeyType::Rsa4096];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -80,10 +75,7 @@ impl fmt::Display for KeyType {
 impl FromStr for KeyType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        KeyType::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not a supported key type"))
+        KeyType::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("{s:?} is not a supported key type"))
     }
 }
 

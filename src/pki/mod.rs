@@ -21,10 +21,7 @@ pub enum PkiError {
     #[error("certificate is not a CA: {0}")]
     NotACa(String),
     #[error("certificate is not valid now (valid {not_before} to {not_after})")]
-    NotValidNow {
-        not_before: String,
-        not_after: String,
-    },
+    NotValidNow { not_before: String, not_after: String },
     #[error("building the certificate failed: {0}")]
     Build(String),
 }
@@ -45,7 +42,9 @@ impl Coded for PkiError {
                 "write the subject as comma-separated RDNs, e.g. \"CN=Factory CA 2026,O=Example Ltd,C=DE\"".into()
             }
             PkiError::BadCertificate(_) => "give a PEM or DER X.509 certificate".into(),
-            PkiError::NotACa(_) => "import the certificate the root signed for this CA's CSR (CA:TRUE, keyCertSign)".into(),
+            PkiError::NotACa(_) => {
+                "import the certificate the root signed for this CA's CSR (CA:TRUE, keyCertSign)".into()
+            }
             PkiError::NotValidNow { .. } => "check the clock, or have the root sign a certificate valid now".into(),
             PkiError::Build(_) => "this is a bug or an HSM fault; the log has details".into(),
         }
@@ -75,15 +74,10 @@ pub fn certs_from_bytes(bytes: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
         return Ok(vec![bytes.to_vec()]);
     }
     let pems = pem::parse_many(bytes).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
-    let certs: Vec<Vec<u8>> = pems
-        .into_iter()
-        .filter(|p| p.tag() == "CERTIFICATE")
-        .map(|p| p.into_contents())
-        .collect();
+    let certs: Vec<Vec<u8>> =
+        pems.into_iter().filter(|p| p.tag() == "CERTIFICATE").map(|p| p.into_contents()).collect();
     if certs.is_empty() {
-        return Err(PkiError::BadCertificate(
-            "no CERTIFICATE block found".into(),
-        ));
+        return Err(PkiError::BadCertificate("no CERTIFICATE block found".into()));
     }
     Ok(certs)
 }

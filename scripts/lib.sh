@@ -1,0 +1,38 @@
+# Shared by the project's scripts: idempotent installs of what the station and its tests need.
+# Source it: `. "$(dirname "$0")/lib.sh"`.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO
+
+log() { printf '%s\n' "$*" >&2; }
+
+# Debian packages: the HSM, PKCS#11 tools, the verifier, ptys, the MQTT broker.
+STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 socat mosquitto mosquitto-clients libengine-pkcs11-openssl)
+
+ensure_packages() {
+  local missing=()
+  for p in "${STATION_APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  log "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  command -v cargo >/dev/null 2>&1 || { log "cargo is missing: install Rust (rustup) first"; exit 1; }
+}
+
+# Builds the binaries (release) once; cargo skips the work when nothing changed.
+ensure_build() {
+  ensure_rust
+  (cd "$REPO" && cargo build --release --quiet --bins)
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (idempotently), then runs every test.
+# Tests use real parts: SoftHSM2 tokens in temp dirs, SQLite files, ptys, openssl, mosquitto, moto.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$REPO"
+
+ensure_packages
+ensure_rust
+"$REPO/scripts/python-env.sh"
+export STATION_VENV_PYTHON="${STATION_VENV:-$REPO/.venv}/bin/python"
+
+# The emulator launcher checks itself first: the AWS tests rely on its fixes.
+"$REPO/scripts/test-moto-iot.sh"
+
+# Each test runs in its own process under nextest (a PKCS#11 module reads its config once per process).
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@" -- --test-threads=1
+fi

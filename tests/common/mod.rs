@@ -1,0 +1,130 @@
+//! Test fixtures: a real station in a temp dir (SoftHSM token, SQLite ledger) driven through the
+//! `station` binary, with openssl as the independent verifier.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const STATION: &str = env!("CARGO_BIN_EXE_station");
+pub const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A station made by `station init` in a temp dir.
+pub struct TestStation {
+    pub dir: tempfile::TempDir,
+}
+
+/// One run of the binary.
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+    /// Asserts success and returns self.
+    pub fn ok(self) -> Run {
+        assert_eq!(self.status, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+    /// Asserts a failure with this code and exit status (`--json` error object).
+    pub fn fails_with(&self, code: &str, status: i32) {
+        let v = self.json();
+        assert_eq!(v["error"]["code"], code, "stdout: {} stderr: {}", self.stdout, self.stderr);
+        assert!(!v["error"]["hint"].as_str().unwrap_or("").is_empty(), "no hint: {}", self.stdout);
+        assert_eq!(self.status, status, "exit status for {code}");
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            status: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl TestStation {
+    pub fn new() -> TestStation {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = TestStation { dir };
+        let out = station(&["init", "--dir", st.path().to_str().unwrap(), "--station-id", "test-station"]);
+        assert_eq!(out.status, 0, "init failed: {}\n{}", out.stdout, out.stderr);
+        st
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path().join("station.toml")
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path().join(name)
+    }
+
+    /// Runs `station -c CONFIG --json ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(STATION);
+        cmd.arg("-c").arg(self.config()).arg("--json").args(args).env_remove("STATION_HSM_PIN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run station").into()
+    }
+
+    /// Creates a CA and writes its certificate to `NAME.pem`; returns that path.
+    pub fn create_ca(&self, name: &str, key_type: &str) -> PathBuf {
+        self.run(&["ca", "create", "--name", name, "--key-type", key_type]).ok();
+        self.ca_pem(name)
+    }
+
+    pub fn ca_pem(&self, name: &str) -> PathBuf {
+        let out =
+            Command::new(STATION).arg("-c").arg(self.config()).args(["ca", "show", name, "--pem"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pem = &text[text.find("-----BEGIN CERTIFICATE-----").expect("pem")..];
+        let path = self.file(&format!("{name}.pem"));
+        std::fs::write(&path, pem).unwrap();
+        path
+    }
+
+    pub fn user_pin(&self) -> String {
+        std::fs::read_to_string(self.file("hsm-pin")).unwrap().trim().to_string()
+    }
+
+    /// Rewrites station.toml with `edit`.
+    pub fn edit_config(&self, edit: impl Fn(String) -> String) {
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        std::fs::write(self.config(), edit(text)).unwrap();
+    }
+}
+
+/// Runs the binary without a station.
+pub fn station(args: &[&str]) -> Run {
+    Command::new(STATION).args(args).env_remove("STATION_HSM_PIN").output().expect("run station").into()
+}
+
+/// Runs openssl; returns (success, stdout+stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let o = Command::new("openssl").args(args).output().expect("openssl");
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// The text form of a certificate, as openssl prints it.
+pub fn cert_text(path: &Path) -> String {
+    let (ok, text) = openssl(&["x509", "-in", path.to_str().unwrap(), "-noout", "-text"]);
+    assert!(ok, "{text}");
+    text
+}
