@@ -3,7 +3,7 @@
 //! Each module has its own `thiserror` enum; this one wraps them so the binary can map any failure to
 //! `error[code]: message` plus a `hint:` line, a `--json` object, and a documented exit status.
 
-use crate::{ca::CaError, config::ConfigError, hsm::HsmError, ledger::LedgerError, pki::PkiError};
+use crate::{ca::CaError, config::ConfigError, hsm::HsmError, issue::IssueError, ledger::LedgerError, pki::PkiError};
 
 /// Exit statuses, documented in README.md ("Exit statuses").
 pub mod exit {
@@ -32,6 +32,8 @@ pub enum Error {
     Ca(#[from] CaError),
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error(transparent)]
+    Issue(#[from] IssueError),
     #[error("{message}")]
     Io {
         code: &'static str,
@@ -74,6 +76,7 @@ impl Error {
             Error::Ledger(e) => Some(e),
             Error::Ca(e) => Some(e),
             Error::Pki(e) => Some(e),
+            Error::Issue(e) => Some(e),
             Error::Io { .. } | Error::Usage { .. } => None,
         }
     }

@@ -4,11 +4,13 @@
 //! Around that path sit `ca` (CA lifecycle), `aws` (AWS IoT registration), `audit` and `config`,
 //! and `cli`, which turns each command into a report.
 
+pub mod audit;
 pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hsm;
+pub mod issue;
 pub mod ledger;
 pub mod pki;
 pub mod protocol;

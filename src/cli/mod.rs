@@ -1,8 +1,10 @@
 //! The command line: one file per noun. Each command returns a report that prints as text or `--json`.
 
+mod audit;
 mod ca;
 mod hsm;
 mod init;
+mod issue;
 mod output;
 
 pub use output::{Output, Report, print_error};
@@ -48,6 +50,11 @@ pub enum Command {
     /// The HSM: module, token, login and the keys found.
     #[command(subcommand)]
     Hsm(hsm::HsmCommand),
+    /// Issue a device certificate from a CSR file (the same engine as the bench daemon).
+    Issue(issue::IssueArgs),
+    /// Audits: verify the ledger.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Runs one command and returns its report.
@@ -56,6 +63,8 @@ pub fn run(cli: &Cli) -> Result<Box<dyn Report>> {
         Command::Init(a) => init::run(a),
         Command::Ca(c) => ca::run(cli, c),
         Command::Hsm(c) => hsm::run(cli, c),
+        Command::Issue(a) => issue::run(cli, a),
+        Command::Audit(c) => audit::run(cli, c),
     }
 }
 

@@ -5,10 +5,14 @@
 mod cas;
 mod chain;
 mod error;
+pub mod issuances;
+mod writer;
 
 pub use cas::{CaRow, CaState};
 pub use chain::{ChainReport, Event, GENESIS, walk as walk_chain};
 pub use error::LedgerError;
+pub use issuances::{InsertConflict, IssuanceRow, NewIssuance};
+pub use writer::{Reservation, SerialFormat, Writer};
 
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};

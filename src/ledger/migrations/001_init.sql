@@ -37,7 +37,7 @@ CREATE TABLE issuances (
     state          TEXT NOT NULL CHECK (state IN ('issued', 'delivered', 'confirmed')),
     reissue_of     INTEGER REFERENCES issuances (id),
     reissue_reason TEXT,
-    superseded_by  INTEGER REFERENCES issuances (id)
+    superseded_by  INTEGER REFERENCES issuances (id) DEFERRABLE INITIALLY DEFERRED
 );
 -- One current certificate per serial and per key; re-issues supersede the old row.
 CREATE UNIQUE INDEX issuances_current_serial ON issuances (serial) WHERE superseded_by IS NULL;

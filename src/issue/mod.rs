@@ -1,0 +1,348 @@
+//! The issuance engine, shared by `station issue` and the bench daemon.
+//!
+//! One request: take the key from the CSR, decide the serial, apply the idempotency rules, build the
+//! certificate from policy, sign it in the HSM, commit the row (group commit), and only then return
+//! the chain. Safe to call from many threads at once.
+
+mod active;
+mod error;
+mod intake;
+mod profile;
+
+pub use active::ActiveCa;
+pub use error::IssueError;
+pub use intake::{DeviceCsr, MAX_CSR, parse_csr};
+pub use profile::{DeviceKey, Policy};
+
+use crate::Result;
+use crate::ca::CaError;
+use crate::config::{Config, SerialSource};
+use crate::error::Coded;
+use crate::hsm::Hsm;
+use crate::ledger::{self, InsertConflict, IssuanceRow, Ledger, NewIssuance, Reservation, Writer, issuances};
+use crate::pki::{self, rfc3339};
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use time::OffsetDateTime;
+
+/// One request for a certificate.
+#[derive(Debug, Clone, Default)]
+pub struct IssueRequest {
+    pub csr: Vec<u8>,
+    /// The device's serial (`device` mode), or the serial to re-issue (`station` mode with `reissue`).
+    pub serial: Option<String>,
+    /// A serial the caller reserved for this device (`station` mode, bench daemon).
+    pub reservation: Option<Reservation>,
+    pub bench: String,
+    pub operator: String,
+    /// `Some(reason)`: replace the serial's current certificate (the device has a new key).
+    pub reissue: Option<String>,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A new certificate.
+    New,
+    /// The certificate this serial and key already had, byte for byte.
+    Repeat,
+    /// A new certificate replacing the serial's previous one.
+    Reissue,
+}
+
+/// A certificate the ledger holds durably.
+#[derive(Debug, Clone, Serialize)]
+pub struct Issued {
+    pub id: i64,
+    pub serial: String,
+    pub certificate_id: String,
+    pub fingerprint_sha256: String,
+    pub ca: String,
+    pub not_after: String,
+    pub outcome: Outcome,
+    #[serde(skip)]
+    pub chain_pem: String,
+    /// Whether the request's reservation was used (else the caller should release it).
+    #[serde(skip)]
+    pub reservation_used: bool,
+}
+
+impl Issued {
+    fn from_row(row: &IssuanceRow, outcome: Outcome) -> Issued {
+        Issued {
+            id: row.id,
+            serial: row.serial.clone(),
+            certificate_id: row.cert_id.clone(),
+            fingerprint_sha256: row.cert_id.clone(),
+            ca: row.ca_name.clone(),
+            not_after: row.not_after.clone(),
+            outcome,
+            chain_pem: row.chain_pem.clone(),
+            reservation_used: false,
+        }
+    }
+}
+
+/// The engine. Cheap to share behind an `Arc`.
+pub struct Engine {
+    policy: Policy,
+    station_id: String,
+    hsm: Arc<Hsm>,
+    active: RwLock<Arc<ActiveCa>>,
+    writer: Arc<Writer>,
+    readers: Mutex<Vec<Connection>>,
+    ledger_path: PathBuf,
+    halted: RwLock<Option<String>>,
+}
+
+impl Engine {
+    /// Loads policy and the active CA, and starts the ledger writer.
+    pub fn open(cfg: &Config, hsm: Arc<Hsm>) -> Result<Engine> {
+        let ledger = Ledger::open(&cfg.ledger.path)?;
+        let policy = Policy::from_config(&cfg.policy);
+        let row = ledger.active_ca()?.ok_or(CaError::NoneActive)?;
+        let active = ActiveCa::load(&hsm, &row, policy.include_root)?;
+        drop(ledger);
+        let writer = Writer::start(&cfg.ledger.path, cfg.ledger.group_commit_max)?;
+        Ok(Engine {
+            policy,
+            station_id: cfg.station.id.clone(),
+            hsm,
+            active: RwLock::new(Arc::new(active)),
+            writer,
+            readers: Mutex::new(Vec::new()),
+            ledger_path: cfg.ledger.path.clone(),
+            halted: RwLock::new(None),
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn writer(&self) -> &Arc<Writer> {
+        &self.writer
+    }
+
+    /// The CA issuing now, reloaded if `ca activate` switched it since the last request.
+    pub fn active_ca(&self) -> Result<Arc<ActiveCa>> {
+        let current = self.active.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let name: Option<String> = self.with_reader(|c| {
+            c.prepare_cached("SELECT name FROM cas WHERE state = 'active'")
+                .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
+                .map_err(ledger::LedgerError::sql("read active CA"))
+        })?;
+        match name {
+            Some(n) if n == current.name => Ok(current),
+            Some(n) => {
+                let row = Ledger::open(&self.ledger_path)?.ca(&n)?.ok_or(CaError::NoneActive)?;
+                let next = Arc::new(ActiveCa::load(&self.hsm, &row, self.policy.include_root)?);
+                tracing::info!(ca = %next.name, previous = %current.name, "active CA switched");
+                *self.active.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
+                Ok(next)
+            }
+            None => Err(CaError::NoneActive.into()),
+        }
+    }
+
+    /// Stops new issuance (fail-closed), with the reason devices and operators are told.
+    pub fn halt(&self, reason: Option<String>) {
+        *self.halted.write().unwrap_or_else(|p| p.into_inner()) = reason;
+    }
+
+    /// Issues (or returns the existing) certificate for a request. Refusals are counted in the ledger.
+    pub fn issue(&self, req: &IssueRequest) -> Result<Issued> {
+        let result = self.issue_inner(req);
+        if let Err(e) = &result {
+            let serial = req.serial.clone().or_else(|| req.reservation.as_ref().map(|r| r.serial.clone()));
+            self.writer.refusal(e.code(), &req.bench, &serial.unwrap_or_default(), "");
+        }
+        result
+    }
+
+    fn issue_inner(&self, req: &IssueRequest) -> Result<Issued> {
+        if let Some(reason) = self.halted.read().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(IssueError::Halted(reason).into());
+        }
+        let csr = parse_csr(&req.csr, &self.policy.allowed)?;
+        let ca = self.active_ca()?;
+        match self.policy.source {
+            SerialSource::Device => self.issue_device(req, &csr, &ca),
+            SerialSource::Station => self.issue_station(req, &csr, &ca),
+        }
+    }
+
+    fn issue_device(&self, req: &IssueRequest, csr: &DeviceCsr, ca: &ActiveCa) -> Result<Issued> {
+        let serial = self.device_serial(req.serial.as_deref(), csr.cn.as_deref())?;
+        let (by_serial, by_key) = self.with_reader(|c| {
+            Ok((issuances::current_by_serial(c, &serial)?, issuances::current_by_key(c, &csr.spki_sha256)?))
+        })?;
+        let reissue = match (by_serial, &req.reissue) {
+            (Some(row), _) if row.spki_sha256 == csr.spki_sha256 => return Ok(Issued::from_row(&row, Outcome::Repeat)),
+            (Some(row), Some(reason)) => Some((row.id, reason.clone())),
+            (Some(row), None) => return Err(already_issued(&row)),
+            (None, Some(_)) => return Err(IssueError::NothingToReissue(serial).into()),
+            (None, None) => None,
+        };
+        if let Some(row) = by_key {
+            return Err(IssueError::KeyReuse { serial: row.serial }.into());
+        }
+        self.sign_and_commit(req, csr, ca, serial, reissue, None)
+    }
+
+    fn issue_station(&self, req: &IssueRequest, csr: &DeviceCsr, ca: &ActiveCa) -> Result<Issued> {
+        if let Some(reason) = &req.reissue {
+            let serial = req.serial.clone().ok_or(IssueError::SerialMissing)?;
+            let row = self.with_reader(|c| issuances::current_by_serial(c, &serial))?;
+            let row = row.ok_or_else(|| IssueError::NothingToReissue(serial.clone()))?;
+            if row.spki_sha256 == csr.spki_sha256 {
+                return Ok(Issued::from_row(&row, Outcome::Repeat));
+            }
+            return self.sign_and_commit(req, csr, ca, serial, Some((row.id, reason.clone())), None);
+        }
+        if let Some(s) = &req.serial {
+            return Err(IssueError::SerialNotAllowed(s.clone()).into());
+        }
+        if let Some(row) = self.with_reader(|c| issuances::current_by_key(c, &csr.spki_sha256))? {
+            return Ok(Issued::from_row(&row, Outcome::Repeat));
+        }
+        let (reservation, owned) = match &req.reservation {
+            Some(r) => (r.clone(), false),
+            None => (self.reserve()?, true),
+        };
+        let result = self.sign_and_commit(req, csr, ca, reservation.serial.clone(), None, Some(reservation.number));
+        if owned && !result.as_ref().is_ok_and(|i| i.reservation_used) {
+            self.writer.release(reservation.number);
+        }
+        result
+    }
+
+    /// Reserves the next station serial (durably), for a device that has said HELLO.
+    pub fn reserve(&self) -> Result<Reservation> {
+        let f = &self.policy.format;
+        Ok(self.writer.reserve(f.clone())?.ok_or_else(|| IssueError::SerialRangeExhausted {
+            prefix: f.prefix.clone(),
+            first: f.first,
+            last: f.last,
+        })?)
+    }
+
+    fn device_serial(&self, given: Option<&str>, cn: Option<&str>) -> Result<String, IssueError> {
+        let serial = match (given, cn) {
+            (Some(g), Some(c)) if g != c => return Err(IssueError::SerialMismatch { given: g.into(), cn: c.into() }),
+            (Some(s), _) | (None, Some(s)) => s.to_string(),
+            (None, None) => return Err(IssueError::SerialMissing),
+        };
+        if serial.is_empty() {
+            return Err(IssueError::SerialMissing);
+        }
+        if serial.len() > 64 || serial.chars().any(char::is_control) || !self.policy.pattern.is_match(&serial) {
+            return Err(IssueError::SerialPattern { serial, pattern: self.policy.pattern_text.clone() });
+        }
+        Ok(serial)
+    }
+
+    fn sign_and_commit(
+        &self,
+        req: &IssueRequest,
+        csr: &DeviceCsr,
+        ca: &ActiveCa,
+        serial: String,
+        reissue: Option<(i64, String)>,
+        reservation: Option<i64>,
+    ) -> Result<Issued> {
+        let now = OffsetDateTime::now_utc();
+        let params = self.policy.params(&serial, ca.not_after, now);
+        let key = DeviceKey { key_type: csr.key_type, raw: &csr.public_raw };
+        let cert = params.signed_by(&key, &ca.issuer).map_err(|e| crate::ca::signing_error(ca.issuer.key(), e))?;
+        let der = cert.der().to_vec();
+        let cert_id = pki::sha256_hex(&der);
+        let outcome = if reissue.is_some() { Outcome::Reissue } else { Outcome::New };
+        let new = NewIssuance {
+            serial: serial.clone(),
+            cert_serial: params.serial_number.as_ref().map(|s| hex::encode(s.as_ref())).unwrap_or_default(),
+            chain_pem: pki::cert_pem(&der) + &ca.chain_tail,
+            cert_der: der,
+            spki_sha256: csr.spki_sha256.clone(),
+            cert_id: cert_id.clone(),
+            ca_name: ca.name.clone(),
+            bench: req.bench.clone(),
+            operator: req.operator.clone(),
+            issued_at: rfc3339(now),
+            not_after: rfc3339(params.not_after),
+            reissue,
+            reservation,
+            station: self.station_id.clone(),
+        };
+        match self.writer.issue(new.clone())? {
+            Ok(id) => Ok(Issued {
+                id,
+                serial,
+                certificate_id: cert_id.clone(),
+                fingerprint_sha256: cert_id,
+                ca: new.ca_name,
+                not_after: new.not_after,
+                outcome,
+                chain_pem: new.chain_pem,
+                reservation_used: reservation.is_some(),
+            }),
+            // Lost a race: another request for this serial or key committed first.
+            Err(InsertConflict::Serial(row)) if row.spki_sha256 == csr.spki_sha256 => {
+                Ok(Issued::from_row(&row, Outcome::Repeat))
+            }
+            Err(InsertConflict::Serial(row)) => Err(already_issued(&row)),
+            Err(InsertConflict::Key(row)) if row.serial == serial || self.policy.source == SerialSource::Station => {
+                Ok(Issued::from_row(&row, Outcome::Repeat))
+            }
+            Err(InsertConflict::Key(row)) => Err(IssueError::KeyReuse { serial: row.serial }.into()),
+        }
+    }
+
+    /// Records that the chain was handed over (file written, or CHAIN frame sent).
+    pub fn delivered(&self, issued: &Issued, bench: &str) -> Result<()> {
+        let detail = serde_json::json!({ "id": issued.id, "bench": bench, "outcome": issued.outcome }).to_string();
+        Ok(self.writer.delivered(issued.id, detail)?)
+    }
+
+    /// Records the device's acknowledgement: the SHA-256 of the chain as it stored it. A mismatch is
+    /// recorded and refused.
+    pub fn confirm(&self, issued: &Issued, bench: &str, sha256_hex: &str) -> Result<()> {
+        let expected = pki::sha256_hex(issued.chain_pem.as_bytes());
+        let detail = serde_json::json!({ "id": issued.id, "bench": bench, "expected": expected, "stored": sha256_hex })
+            .to_string();
+        if expected.eq_ignore_ascii_case(sha256_hex) {
+            Ok(self.writer.confirmed(issued.id, detail)?)
+        } else {
+            self.writer.event("stored-mismatch", &issued.serial, detail)?;
+            Err(IssueError::StoredHashMismatch { serial: issued.serial.clone() }.into())
+        }
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, ledger::LedgerError>) -> Result<T> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => ledger::open_connection(&self.ledger_path)?,
+        };
+        let out = f(&conn);
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        Ok(out?)
+    }
+
+    /// Commits what is queued and stops the writer.
+    pub fn close(&self) {
+        self.writer.close();
+    }
+}
+
+fn already_issued(row: &IssuanceRow) -> crate::Error {
+    IssueError::SerialAlreadyIssued {
+        serial: row.serial.clone(),
+        issued_at: row.issued_at.clone(),
+        ca: row.ca_name.clone(),
+    }
+    .into()
+}

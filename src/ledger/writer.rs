@@ -1,0 +1,260 @@
+//! The ledger's single writer: a thread that owns the write connection and commits in groups.
+//!
+//! Callers send operations and block on a reply. The thread takes every operation waiting (up to
+//! `group_commit_max`), applies each under its own savepoint, commits once (one fsync under
+//! synchronous=FULL) and only then replies. So each caller learns its row is durable, and many rows
+//! share one fsync.
+
+use super::issuances::{self, InsertConflict, NewIssuance};
+use super::{LedgerError, chain, now_text, open_connection};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+type Reply<T> = SyncSender<Result<T, LedgerError>>;
+
+/// How the station allocates serials: `{prefix}{number:0width$}` for numbers in `first..=last`.
+#[derive(Debug, Clone)]
+pub struct SerialFormat {
+    pub prefix: String,
+    pub width: usize,
+    pub first: u64,
+    pub last: u64,
+}
+
+impl SerialFormat {
+    pub fn format(&self, n: u64) -> String {
+        format!("{}{:0width$}", self.prefix, n, width = self.width)
+    }
+}
+
+/// A serial the station reserved for one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub number: i64,
+    pub serial: String,
+}
+
+enum Op {
+    Issue(Box<NewIssuance>, Reply<Result<i64, InsertConflict>>),
+    Advance { id: i64, state: &'static str, kind: &'static str, detail: String, reply: Option<Reply<()>> },
+    Reserve(SerialFormat, Reply<Option<Reservation>>),
+    Release(i64),
+    Refusal { code: String, bench: String, serial: String, ca: String },
+    Event { kind: String, subject: String, detail: String, reply: Reply<()> },
+}
+
+/// The handle callers share.
+pub struct Writer {
+    tx: Mutex<Option<SyncSender<Op>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Opens the write connection and starts the thread.
+    pub fn start(path: &Path, group_max: usize) -> Result<Arc<Writer>, LedgerError> {
+        let conn = open_connection(path)?;
+        let (tx, rx) = sync_channel::<Op>(group_max.max(1) * 4);
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || run(conn, rx, group_max.max(1)))
+            .map_err(|e| LedgerError::Corrupt(format!("cannot start the ledger writer: {e}")))?;
+        Ok(Arc::new(Writer { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) }))
+    }
+
+    fn send(&self, op: Op) -> Result<(), LedgerError> {
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().ok_or(LedgerError::WriterGone)?.send(op).map_err(|_| LedgerError::WriterGone)
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, LedgerError> {
+        let (tx, rx) = sync_channel(1);
+        self.send(make(tx))?;
+        rx.recv().map_err(|_| LedgerError::WriterGone)?
+    }
+
+    /// Commits an issuance and its event; returns the row id once durable, or the conflicting row.
+    pub fn issue(&self, n: NewIssuance) -> Result<Result<i64, InsertConflict>, LedgerError> {
+        self.call(|r| Op::Issue(Box::new(n), r))
+    }
+
+    /// Records that a chain was handed over (not waited for: the certificate row is already durable).
+    pub fn delivered(&self, id: i64, detail: String) -> Result<(), LedgerError> {
+        self.send(Op::Advance { id, state: "delivered", kind: "delivered", detail, reply: None })
+    }
+
+    /// Records a device's acknowledgement; returns once durable.
+    pub fn confirmed(&self, id: i64, detail: String) -> Result<(), LedgerError> {
+        self.call(|r| Op::Advance { id, state: "confirmed", kind: "confirmed", detail, reply: Some(r) })
+    }
+
+    /// Records a chained event that changes no row state (e.g. a stored-hash mismatch).
+    pub fn event(&self, kind: &str, subject: &str, detail: String) -> Result<(), LedgerError> {
+        self.call(|r| Op::Event { kind: kind.into(), subject: subject.into(), detail, reply: r })
+    }
+
+    /// Reserves the lowest free station serial (durably). `None` when the range is used up.
+    pub fn reserve(&self, format: SerialFormat) -> Result<Option<Reservation>, LedgerError> {
+        self.call(|r| Op::Reserve(format, r))
+    }
+
+    /// Hands an unused reservation back, for the next device.
+    pub fn release(&self, number: i64) {
+        let _ = self.send(Op::Release(number));
+    }
+
+    /// Counts a refusal for `audit stats` (not chained: nothing was issued).
+    pub fn refusal(&self, code: &str, bench: &str, serial: &str, ca: &str) {
+        let _ = self.send(Op::Refusal { code: code.into(), bench: bench.into(), serial: serial.into(), ca: ca.into() });
+    }
+
+    /// Stops taking operations, commits what is queued, and waits for the thread.
+    pub fn close(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A reply to send once the group's fate is known.
+type Pending = Box<dyn FnOnce(Option<&LedgerError>) + Send>;
+
+fn run(mut conn: Connection, rx: Receiver<Op>, group_max: usize) {
+    let mut in_flight: HashSet<i64> = HashSet::new();
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < group_max {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        commit_group(&mut conn, batch, &mut in_flight);
+    }
+}
+
+fn commit_group(conn: &mut Connection, batch: Vec<Op>, in_flight: &mut HashSet<i64>) {
+    let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
+    let mut reserved_now = Vec::new();
+    let result = (|| -> Result<(), LedgerError> {
+        let mut tx =
+            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(LedgerError::sql("begin"))?;
+        for op in batch {
+            let mut sp = tx.savepoint().map_err(LedgerError::sql("savepoint"))?;
+            let (ok, reply) = apply(&sp, op, in_flight, &mut reserved_now);
+            if ok {
+                sp.commit().map_err(LedgerError::sql("release savepoint"))?;
+            } else {
+                sp.rollback().map_err(LedgerError::sql("rollback savepoint"))?;
+                sp.commit().map_err(LedgerError::sql("release savepoint"))?;
+            }
+            pending.extend(reply);
+        }
+        tx.commit().map_err(LedgerError::sql("commit"))
+    })();
+    if result.is_err() {
+        for n in &reserved_now {
+            in_flight.remove(n);
+        }
+    }
+    for p in pending {
+        p(result.as_ref().err());
+    }
+}
+
+/// Applies one operation; returns whether to keep its changes, and its reply.
+fn apply(
+    conn: &Connection,
+    op: Op,
+    in_flight: &mut HashSet<i64>,
+    reserved_now: &mut Vec<i64>,
+) -> (bool, Option<Pending>) {
+    match op {
+        Op::Issue(n, reply) => {
+            let r = issuances::insert(conn, &n);
+            if let (Ok(Ok(_)), Some(num)) = (&r, n.reservation) {
+                in_flight.remove(&num);
+            }
+            finish(r, reply)
+        }
+        Op::Advance { id, state, kind, detail, reply } => {
+            let r = issuances::advance(conn, id, state, kind, &detail);
+            match reply {
+                Some(reply) => finish(r, reply),
+                None => (r.is_ok(), None),
+            }
+        }
+        Op::Event { kind, subject, detail, reply } => {
+            finish(chain::append(conn, &kind, &subject, None, &detail).map(|_| ()), reply)
+        }
+        Op::Reserve(format, reply) => {
+            let r = reserve(conn, &format, in_flight);
+            if let Ok(Some(res)) = &r {
+                in_flight.insert(res.number);
+                reserved_now.push(res.number);
+            }
+            finish(r, reply)
+        }
+        Op::Release(n) => {
+            in_flight.remove(&n);
+            (true, None)
+        }
+        Op::Refusal { code, bench, serial, ca } => {
+            let r = conn.execute(
+                "INSERT INTO refusals (at, code, bench, serial, ca_name) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![now_text(), code, bench, serial, ca],
+            );
+            (r.is_ok(), None)
+        }
+    }
+}
+
+fn finish<T: Send + 'static>(r: Result<T, LedgerError>, reply: Reply<T>) -> (bool, Option<Pending>) {
+    let ok = r.is_ok();
+    let pending: Pending = Box::new(move |commit_err: Option<&LedgerError>| {
+        let out = match (r, commit_err) {
+            (Ok(v), None) => Ok(v),
+            (Ok(_), Some(e)) => Err(LedgerError::Corrupt(format!("group commit failed: {e}"))),
+            (Err(e), _) => Err(e),
+        };
+        let _ = reply.send(out);
+    });
+    (ok, Some(pending))
+}
+
+fn reserve(conn: &Connection, f: &SerialFormat, in_flight: &HashSet<i64>) -> Result<Option<Reservation>, LedgerError> {
+    let mut st = conn
+        .prepare_cached("SELECT number, serial FROM serial_reservations WHERE consumed = 0 ORDER BY number")
+        .map_err(LedgerError::sql("read reservations"))?;
+    let free = st
+        .query_map([], |r| Ok(Reservation { number: r.get(0)?, serial: r.get(1)? }))
+        .map_err(LedgerError::sql("read reservations"))?
+        .filter_map(Result::ok)
+        .find(|r| !in_flight.contains(&r.number));
+    if let Some(r) = free {
+        return Ok(Some(r));
+    }
+    let max: Option<i64> = conn
+        .query_row("SELECT MAX(number) FROM serial_reservations", [], |r| r.get(0))
+        .optional()
+        .map_err(LedgerError::sql("read reservations"))?
+        .flatten();
+    let next = max.map_or(f.first, |m| (m as u64).saturating_add(1).max(f.first));
+    if next > f.last {
+        return Ok(None);
+    }
+    let serial = f.format(next);
+    conn.execute("INSERT INTO serial_reservations (number, serial) VALUES (?1, ?2)", params![next as i64, serial])
+        .map_err(LedgerError::sql("reserve serial"))?;
+    Ok(Some(Reservation { number: next as i64, serial }))
+}
