@@ -49,9 +49,12 @@ impl Hsm {
     /// Opens the token with a PIN the caller already holds.
     pub fn open_with(cfg: &HsmSection, pin: Pin) -> Result<Arc<Hsm>, HsmError> {
         let ctx = context(&cfg.module, &cfg.module_env)?;
-        let slot = find_token(&ctx, &cfg.token_label)?;
-        let anchor = ctx.open_rw_session(slot).map_err(HsmError::ck("C_OpenSession"))?;
-        login(&anchor, &pin, &cfg.token_label)?;
+        let (slot, anchor) = with_backoff(&ctx, || {
+            let slot = find_token(&ctx, &cfg.token_label)?;
+            let anchor = ctx.open_rw_session(slot).map_err(HsmError::ck("C_OpenSession"))?;
+            login(&anchor, &pin, &cfg.token_label)?;
+            Ok((slot, anchor))
+        })?;
         Ok(Arc::new(Hsm {
             ctx,
             module: cfg.module.clone(),
@@ -126,8 +129,49 @@ impl Hsm {
 
     /// Token facts for `station hsm status`.
     pub fn token_info(&self) -> Result<cryptoki::slot::TokenInfo, HsmError> {
-        self.ctx.get_token_info(self.slot).map_err(HsmError::ck("C_GetTokenInfo"))
+        let mut tries = 0;
+        loop {
+            match self.ctx.get_token_info(self.slot).map_err(HsmError::ck("C_GetTokenInfo")) {
+                Err(e) if tries < 5 && transient(&e) => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 << tries));
+                }
+                other => return other,
+            }
+        }
     }
+}
+
+/// Retries transient failures while the token is being opened, with backoff (10 ms doubling, six
+/// tries, about 0.3 s in all). SoftHSM's file store can be caught mid-read by another process and then
+/// reports a general error, an uninitialised PIN or a missing token for an instant; network HSMs
+/// report device errors while reconnecting. A wrong PIN fails at once.
+/// Between tries the module is finalised and initialised again, so it re-reads its token state
+/// (this runs before the process has any session open).
+fn with_backoff<T>(ctx: &Pkcs11, mut f: impl FnMut() -> Result<T, HsmError>) -> Result<T, HsmError> {
+    let mut delay = std::time::Duration::from_millis(10);
+    for attempt in 1.. {
+        match f() {
+            Err(e) if attempt < 6 && transient(&e) => {
+                tracing::debug!(attempt, error = %e, "HSM busy; retrying");
+                std::thread::sleep(delay);
+                delay *= 2;
+                let _ = ctx.clone().finalize();
+                ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+                    .map_err(HsmError::ck("C_Initialize"))?;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns by the sixth attempt")
+}
+
+fn transient(e: &HsmError) -> bool {
+    matches!(e, HsmError::TokenNotFound { .. })
+        || matches!(
+            e.rv(),
+            Some(RvError::GeneralError | RvError::DeviceError | RvError::DeviceMemory | RvError::UserPinNotInitialized)
+        )
 }
 
 fn login(session: &Session, pin: &Pin, label: &str) -> Result<(), HsmError> {

@@ -37,14 +37,15 @@ pub fn parse_csr(bytes: &[u8], allowed: &[KeyType]) -> Result<DeviceCsr, IssueEr
     if !rest.is_empty() {
         return Err(IssueError::CsrMalformed("trailing bytes after the CSR".into()));
     }
-    csr.verify_signature().map_err(|e| IssueError::CsrBadSignature(e.to_string()))?;
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
+    // The key is judged first, so a weak or foreign key is named as such rather than as a bad signature.
     let key_type = key_type(spki)?;
     if !allowed.contains(&key_type) {
         let allowed = allowed.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ");
         return Err(IssueError::KeyTypeNotAllowed { found: key_type.to_string(), allowed });
     }
+    csr.verify_signature().map_err(|e| IssueError::CsrBadSignature(e.to_string()))?;
     let cn = info
         .subject
         .iter_common_name()

@@ -128,3 +128,51 @@ pub fn cert_text(path: &Path) -> String {
     assert!(ok, "{text}");
     text
 }
+
+/// Makes a CSR with openssl: `key` is an openssl -newkey spec ("ec:P-256", "rsa:2048", "ed25519"),
+/// `subj` the subject, `extra` more `req` arguments. Returns (csr path, key path).
+pub fn openssl_csr(dir: &Path, name: &str, key: &str, subj: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (csr, keyf) = (dir.join(format!("{name}.csr")), dir.join(format!("{name}.key")));
+    let mut args: Vec<String> = vec!["req".into(), "-new".into(), "-nodes".into()];
+    match key.split_once(':') {
+        Some(("ec", curve)) => {
+            args.extend(["-newkey".into(), "ec".into(), "-pkeyopt".into(), format!("ec_paramgen_curve:{curve}")])
+        }
+        Some(("rsa", bits)) => args.extend(["-newkey".into(), format!("rsa:{bits}")]),
+        _ => args.extend(["-newkey".into(), key.into()]),
+    }
+    args.extend([
+        "-keyout".into(),
+        keyf.display().to_string(),
+        "-subj".into(),
+        subj.into(),
+        "-out".into(),
+        csr.display().to_string(),
+    ]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, msg) = openssl(&refs);
+    assert!(ok, "openssl req failed: {msg}");
+    (csr, keyf)
+}
+
+/// Number of issuance rows in a station's ledger (read with the sqlite3 CLI, independently).
+pub fn sqlite(db: &Path, sql: &str) -> String {
+    let o = Command::new("sqlite3").arg(db).arg(sql).output().expect("sqlite3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+impl TestStation {
+    pub fn issuance_count(&self) -> i64 {
+        sqlite(&self.file("station.db"), "SELECT COUNT(*) FROM issuances").parse().unwrap()
+    }
+
+    /// `station issue --csr CSR --out OUT [extra]`.
+    pub fn issue(&self, csr: &Path, out: &str, extra: &[&str]) -> Run {
+        let out = self.file(out);
+        let mut args = vec!["issue", "--csr", csr.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+}
