@@ -51,18 +51,32 @@ enum Op {
 pub struct Writer {
     tx: Mutex<Option<SyncSender<Op>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    checkpoint: Mutex<Option<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>)>>,
 }
 
 impl Writer {
     /// Opens the write connection and starts the thread.
     pub fn start(path: &Path, group_max: usize) -> Result<Arc<Writer>, LedgerError> {
         let conn = open_connection(path)?;
+        // Checkpoints run on their own connection (below), not inside a device's commit.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(LedgerError::sql("disable autocheckpoint"))?;
+        let checkpointer = open_connection(path)?;
         let (tx, rx) = sync_channel::<Op>(group_max.max(1) * 4);
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || run(conn, rx, group_max.max(1)))
             .map_err(|e| LedgerError::Corrupt(format!("cannot start the ledger writer: {e}")))?;
-        Ok(Arc::new(Writer { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) }))
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let checkpoint = std::thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, &stop2))
+            .map_err(|e| LedgerError::Corrupt(format!("cannot start the ledger checkpointer: {e}")))?;
+        Ok(Arc::new(Writer {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            checkpoint: Mutex::new(Some((stop, checkpoint))),
+        }))
     }
 
     fn send(&self, op: Op) -> Result<(), LedgerError> {
@@ -117,7 +131,23 @@ impl Writer {
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }
+        if let Some((stop, t)) = self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = t.join();
+        }
     }
+}
+
+/// Copies the WAL into the database in the background (PASSIVE: never blocks the writer), every
+/// 200 ms, and once more, fully, when the writer stops.
+fn checkpoint_loop(conn: Connection, stop: &std::sync::atomic::AtomicBool) {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "ledger checkpoint failed; the WAL keeps the data");
+        }
+    }
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 impl Drop for Writer {
