@@ -5,6 +5,7 @@
 //! and `cli`, which turns each command into a report.
 
 pub mod audit;
+pub mod bench;
 pub mod ca;
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod issue;
 pub mod ledger;
 pub mod pki;
 pub mod protocol;
+pub mod serial;
 pub mod softhsm;
 
 pub use error::{Error, Result};

@@ -6,6 +6,8 @@ mod hsm;
 mod init;
 mod issue;
 mod output;
+mod serve;
+mod status;
 
 pub use output::{Output, Report, print_error};
 
@@ -52,6 +54,10 @@ pub enum Command {
     Hsm(hsm::HsmCommand),
     /// Issue a device certificate from a CSR file (the same engine as the bench daemon).
     Issue(issue::IssueArgs),
+    /// Run the bench daemon: provision the devices on every bench's serial port.
+    Serve(serve::ServeArgs),
+    /// Per-bench counts and the last device, from the ledger.
+    Status,
     /// Audits: verify the ledger.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -65,6 +71,8 @@ pub fn run(cli: &Cli) -> Result<Box<dyn Report>> {
         Command::Hsm(c) => hsm::run(cli, c),
         Command::Issue(a) => issue::run(cli, a),
         Command::Audit(c) => audit::run(cli, c),
+        Command::Serve(a) => serve::run(cli, a),
+        Command::Status => status::run(cli),
     }
 }
 

@@ -39,7 +39,44 @@ pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
             "use 1 to 4096 (64 is a good default)",
         );
     }
-    check_policy(cfg, &bad)
+    check_policy(cfg, &bad)?;
+    check_benches(cfg, &bad)
+}
+
+fn check_benches(cfg: &Config, bad: &dyn Fn(&str, String, &str) -> Result<(), ConfigError>) -> Result<(), ConfigError> {
+    let mut names = std::collections::HashSet::new();
+    for b in &cfg.benches {
+        if b.name.is_empty()
+            || b.name.len() > 32
+            || !b.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return bad("bench.name", format!("is {:?}", b.name), "use 1-32 characters from A-Z a-z 0-9 - _ .");
+        }
+        if !names.insert(&b.name) {
+            return bad("bench.name", format!("{:?} is used twice", b.name), "give every bench its own name");
+        }
+        if !(300..=4_000_000).contains(&b.baud) {
+            return bad(
+                "bench.baud",
+                format!("is {} for bench {}", b.baud, b.name),
+                "use a serial rate such as 115200",
+            );
+        }
+    }
+    let s = &cfg.serve;
+    for (field, v) in [
+        ("serve.hello_timeout_secs", s.hello_timeout_secs),
+        ("serve.csr_timeout_secs", s.csr_timeout_secs),
+        ("serve.stored_timeout_secs", s.stored_timeout_secs),
+    ] {
+        if !(1..=3600).contains(&v) {
+            return bad(field, format!("is {v}"), "use 1 to 3600 seconds");
+        }
+    }
+    if s.max_frame_errors == 0 {
+        return bad("serve.max_frame_errors", "is 0".into(), "use 1 or more (3 is the protocol default)");
+    }
+    Ok(())
 }
 
 fn check_policy(cfg: &Config, bad: &dyn Fn(&str, String, &str) -> Result<(), ConfigError>) -> Result<(), ConfigError> {

@@ -3,8 +3,10 @@
 
 mod check;
 mod model;
+mod serve;
 
 pub use model::*;
+pub use serve::{BenchSection, ServeSection};
 
 use crate::error::{Coded, exit};
 use std::path::{Path, PathBuf};

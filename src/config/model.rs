@@ -15,6 +15,11 @@ pub struct Config {
     pub ledger: LedgerSection,
     #[serde(default)]
     pub policy: PolicySection,
+    /// The benches `station serve` drives.
+    #[serde(default, rename = "bench")]
+    pub benches: Vec<super::BenchSection>,
+    #[serde(default)]
+    pub serve: super::ServeSection,
     /// The file this was read from (not part of the file).
     #[serde(skip)]
     pub source: PathBuf,

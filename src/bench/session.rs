@@ -1,0 +1,363 @@
+//! One port's device sessions: HELLO → WELCOME → CSR → CHAIN → STORED → DONE, with the timers and
+//! error answers of schemas/bench-protocol.md (section 4.2 is the state table this follows).
+
+use super::{OperatorLine, Shared};
+use crate::config::SerialSource;
+use crate::error::{Coded, Error, exit};
+use crate::issue::{IssueRequest, Issued};
+use crate::ledger::{Reservation, Writer};
+use crate::pki::sha256_hex;
+use crate::protocol::{self, Chain, Decoder, Done, ErrorMsg, FrameError, Message, Welcome, codes};
+use crate::serial::Port;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The station's timers (section 5.1) and the frame error limit.
+#[derive(Debug, Clone)]
+pub struct Timers {
+    pub hello: Duration,
+    pub csr: Duration,
+    pub stored: Duration,
+    pub max_frame_errors: u32,
+}
+
+enum State {
+    Idle,
+    AwaitCsr(Instant),
+    AwaitStored(Instant),
+}
+
+/// The device being provisioned on this port.
+struct Device {
+    started: Instant,
+    hello_serial: Option<String>,
+    reservation: Option<ReservationGuard>,
+    issued: Option<Issued>,
+}
+
+impl Device {
+    fn serial(&self) -> String {
+        self.issued
+            .as_ref()
+            .map(|i| i.serial.clone())
+            .or_else(|| self.reservation.as_ref().map(|r| r.r.serial.clone()))
+            .or_else(|| self.hello_serial.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A station serial held for a device; handed back unless an issuance used it.
+struct ReservationGuard {
+    writer: Arc<Writer>,
+    r: Reservation,
+    used: bool,
+}
+
+impl Drop for ReservationGuard {
+    fn drop(&mut self) {
+        if !self.used {
+            self.writer.release(self.r.number);
+        }
+    }
+}
+
+/// One port's protocol state.
+pub struct Session<'a> {
+    shared: &'a Shared,
+    bench: &'a str,
+    decoder: Decoder,
+    state: State,
+    device: Option<Device>,
+    last_sent: Option<Vec<u8>>,
+    frame_errors: u32,
+    partial_since: Option<Instant>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(shared: &'a Shared, bench: &'a str) -> Session<'a> {
+        Session {
+            shared,
+            bench,
+            decoder: Decoder::new(),
+            state: State::Idle,
+            device: None,
+            last_sent: None,
+            frame_errors: 0,
+            partial_since: None,
+        }
+    }
+
+    /// Serves devices until the station stops (`Ok`) or the port fails (`Err`).
+    pub fn run(&mut self, port: &mut dyn Port) -> io::Result<()> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if self.shared.abort.load(Ordering::Relaxed) {
+                self.end_with_failure("station-stopped", "the station stopped before the device finished");
+                return Ok(());
+            }
+            if self.shared.stopping.load(Ordering::Relaxed) && matches!(self.state, State::Idle) {
+                return Ok(());
+            }
+            let n = match port.read_some(&mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.end_with_failure("port-lost", "the device or its cable went away; reconnect and retry");
+                    return Err(e);
+                }
+            };
+            if n > 0 {
+                self.decoder.push(&buf[..n]);
+            }
+            while let Some(frame) = self.decoder.next_frame() {
+                self.handle(port, frame)?;
+            }
+            self.check_timers(port)?;
+        }
+    }
+
+    fn handle(&mut self, port: &mut dyn Port, frame: Result<Message, FrameError>) -> io::Result<()> {
+        self.partial_since = None;
+        let msg = match frame {
+            Ok(m) => m,
+            Err(fe) => return self.frame_error(port, &fe),
+        };
+        self.frame_errors = 0;
+        match (msg, &self.state) {
+            (Message::Hello(h), _) => self.hello(port, h.serial),
+            (Message::Csr(c), State::AwaitCsr(_) | State::AwaitStored(_)) => self.csr(port, c.der),
+            (Message::Stored(s), State::AwaitStored(_)) => self.stored(port, &s.sha256),
+            (Message::Error(e), _) if codes::is_frame_level(&e.code) => match self.last_sent.clone() {
+                Some(last) => port.write_frame(&last),
+                None => Ok(()),
+            },
+            (Message::Error(e), _) => {
+                tracing::info!(bench = self.bench, code = %e.code, message = %e.message, "device reported an error");
+                self.end_with_failure(&e.code, &format!("device: {}", e.message));
+                Ok(())
+            }
+            (other, _) => {
+                let kind = other.message_type().name();
+                self.send_error(
+                    port,
+                    &ErrorMsg::new(
+                        codes::UNEXPECTED_MESSAGE,
+                        format!("{kind} is not expected now"),
+                        "start again from HELLO",
+                        true,
+                    ),
+                )?;
+                self.end_with_failure(codes::UNEXPECTED_MESSAGE, "the device sent a message out of order; it retries");
+                Ok(())
+            }
+        }
+    }
+
+    fn hello(&mut self, port: &mut dyn Port, serial: Option<String>) -> io::Result<()> {
+        self.device = None; // a HELLO always starts a new session; an abandoned attempt needs no line
+        if self.shared.stopping.load(Ordering::Relaxed) {
+            self.state = State::Idle;
+            return self.send_error(
+                port,
+                &ErrorMsg::new("station-stopping", "the station is shutting down", "retry when it is back", true),
+            );
+        }
+        let engine = &self.shared.engine;
+        let mut device = Device { started: Instant::now(), hello_serial: serial, reservation: None, issued: None };
+        let welcome_serial = match engine.policy().source {
+            SerialSource::Device => device.hello_serial.clone(),
+            SerialSource::Station => match engine.reserve() {
+                Ok(r) => {
+                    let s = r.serial.clone();
+                    device.reservation = Some(ReservationGuard { writer: engine.writer().clone(), r, used: false });
+                    Some(s)
+                }
+                Err(e) => {
+                    self.device = Some(device);
+                    return self.engine_error(port, &e);
+                }
+            },
+        };
+        let key_types = engine.policy().allowed.iter().map(|k| k.to_string()).collect();
+        self.device = Some(device);
+        self.state = State::AwaitCsr(Instant::now() + self.shared.timers.csr);
+        self.send(
+            port,
+            &Message::Welcome(Welcome { station: self.shared.station_id.clone(), key_types, serial: welcome_serial }),
+        )
+    }
+
+    fn csr(&mut self, port: &mut dyn Port, der: Vec<u8>) -> io::Result<()> {
+        let received = Instant::now();
+        let Some(device) = self.device.as_mut() else { return Ok(()) };
+        let station_mode = self.shared.engine.policy().source == SerialSource::Station;
+        let req = IssueRequest {
+            csr: der,
+            serial: if station_mode { None } else { device.hello_serial.clone() },
+            reservation: device.reservation.as_ref().map(|g| g.r.clone()),
+            bench: self.bench.to_string(),
+            operator: String::new(),
+            reissue: None,
+        };
+        let issued = match self.shared.engine.issue(&req) {
+            Ok(i) => i,
+            Err(e) => return self.engine_error(port, &e),
+        };
+        if let Some(g) = device.reservation.as_mut() {
+            g.used |= issued.reservation_used;
+        }
+        tracing::debug!(bench = self.bench, serial = %issued.serial, outcome = ?issued.outcome, "chain ready");
+        // The ledger row is durable: the engine returns only after its commit.
+        let chain = Chain {
+            serial: issued.serial.clone(),
+            sha256: sha256_hex(issued.chain_pem.as_bytes()),
+            chain: issued.chain_pem.clone(),
+        };
+        device.issued = Some(issued);
+        self.send(port, &Message::Chain(chain))?;
+        self.shared.stats.chain_latency(received.elapsed());
+        if let Some(issued) = self.device.as_ref().and_then(|d| d.issued.as_ref())
+            && let Err(e) = self.shared.engine.delivered(issued, self.bench)
+        {
+            tracing::warn!(bench = self.bench, error = %e, "could not record the delivery");
+        }
+        self.state = State::AwaitStored(Instant::now() + self.shared.timers.stored);
+        Ok(())
+    }
+
+    fn stored(&mut self, port: &mut dyn Port, sha256: &str) -> io::Result<()> {
+        let Some(device) = self.device.take() else { return Ok(()) };
+        let Some(issued) = device.issued.as_ref() else { return Ok(()) };
+        self.state = State::Idle;
+        match self.shared.engine.confirm(issued, self.bench, sha256) {
+            Ok(()) => {
+                self.send(port, &Message::Done(Done { serial: issued.serial.clone() }))?;
+                self.shared.stats.device_ok();
+                let what = serde_json::to_value(issued.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                tracing::info!(bench = self.bench, serial = %issued.serial, outcome = %what, "device provisioned");
+                self.line(OperatorLine {
+                    bench: self.bench.into(),
+                    serial: issued.serial.clone(),
+                    ok: true,
+                    what,
+                    millis: device.started.elapsed().as_millis(),
+                    hint: String::new(),
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.device = Some(device);
+                self.engine_error(port, &e)
+            }
+        }
+    }
+
+    fn frame_error(&mut self, port: &mut dyn Port, fe: &FrameError) -> io::Result<()> {
+        self.frame_errors += 1;
+        tracing::debug!(bench = self.bench, code = fe.code(), "damaged frame");
+        if !fe.retryable() {
+            self.send_error(port, &fe.to_error_msg())?;
+            self.end_with_failure(fe.code(), fe.hint());
+            return Ok(());
+        }
+        if self.frame_errors >= self.shared.timers.max_frame_errors {
+            self.frame_errors = 0;
+            self.send_error(
+                port,
+                &ErrorMsg::new(
+                    codes::TOO_MANY_FRAME_ERRORS,
+                    "too many damaged frames in a row",
+                    "check the cable, baud rate and ground; the device starts again from HELLO",
+                    true,
+                ),
+            )?;
+            self.end_with_failure(codes::TOO_MANY_FRAME_ERRORS, "check the cable, baud rate and ground");
+            return Ok(());
+        }
+        self.send_error(port, &fe.to_error_msg())
+    }
+
+    fn check_timers(&mut self, port: &mut dyn Port) -> io::Result<()> {
+        let now = Instant::now();
+        let expired = match self.state {
+            State::Idle => {
+                if self.decoder.is_mid_frame() {
+                    let since = *self.partial_since.get_or_insert(now);
+                    if now - since > self.shared.timers.hello {
+                        self.decoder.reset();
+                        self.partial_since = None;
+                        return self.send_error(port, &timeout_msg("a frame"));
+                    }
+                } else {
+                    self.partial_since = None;
+                }
+                None
+            }
+            State::AwaitCsr(d) if now > d => Some("CSR"),
+            State::AwaitStored(d) if now > d => Some("STORED"),
+            _ => None,
+        };
+        if let Some(what) = expired {
+            self.send_error(port, &timeout_msg(what))?;
+            self.end_with_failure(codes::TIMEOUT, &format!("no {what} in time: check the device, then retry"));
+        }
+        Ok(())
+    }
+
+    fn engine_error(&mut self, port: &mut dyn Port, e: &Error) -> io::Result<()> {
+        let retryable = matches!(e.exit_status(), exit::HSM | exit::LEDGER | exit::INTERNAL)
+            || e.code() == "issuance-halted"
+            || e.code() == "stored-hash-mismatch";
+        self.send_error(port, &ErrorMsg::new(e.code(), e.to_string(), e.hint(), retryable))?;
+        self.end_with_failure(e.code(), &e.hint());
+        Ok(())
+    }
+
+    fn send(&mut self, port: &mut dyn Port, msg: &Message) -> io::Result<()> {
+        let bytes = match protocol::encode(msg) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(bench = self.bench, error = %e, "cannot encode a frame");
+                let fallback =
+                    ErrorMsg::new(e.code(), e.to_string(), "report this to the station's maintainers", false);
+                protocol::encode(&Message::Error(fallback)).map_err(io::Error::other)?
+            }
+        };
+        port.write_frame(&bytes)?;
+        self.last_sent = Some(bytes);
+        Ok(())
+    }
+
+    fn send_error(&mut self, port: &mut dyn Port, e: &ErrorMsg) -> io::Result<()> {
+        self.send(port, &Message::Error(e.clone()))
+    }
+
+    /// Ends the device's session with a failure line (nothing to say when no device was in progress).
+    fn end_with_failure(&mut self, code: &str, hint: &str) {
+        self.state = State::Idle;
+        if let Some(d) = self.device.take() {
+            self.shared.stats.device_failed(code);
+            tracing::info!(bench = self.bench, serial = %d.serial(), code, "device failed");
+            self.line(OperatorLine {
+                bench: self.bench.into(),
+                serial: d.serial(),
+                ok: false,
+                what: code.into(),
+                millis: d.started.elapsed().as_millis(),
+                hint: hint.into(),
+            });
+        }
+    }
+
+    fn line(&self, l: OperatorLine) {
+        (self.shared.lines)(&l);
+    }
+}
+
+fn timeout_msg(what: &str) -> ErrorMsg {
+    ErrorMsg::new(codes::TIMEOUT, format!("no {what} within the station's timeout"), "start again from HELLO", true)
+}

@@ -1,0 +1,149 @@
+//! `station serve`: the daemon. One thread per bench; tokio waits for SIGTERM/SIGINT, then the
+//! benches finish the device in progress (bounded by `[serve] shutdown_grace_secs`) and the ledger is
+//! flushed before exit 0.
+
+use super::{Cli, Output, Report, Station};
+use crate::Result;
+use crate::bench::{self, BenchStats, OperatorLine, Shared, Timers};
+use crate::config::BenchSection;
+use crate::error::Error;
+use crate::issue::Engine;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// A bench as NAME=PATH[@BAUD] (repeatable). Given on the command line, these replace [[bench]].
+    #[arg(long = "bench", value_name = "NAME=PATH[@BAUD]")]
+    pub benches: Vec<String>,
+    /// When the daemon stops, write its statistics (counts, station-side latency) as JSON here.
+    #[arg(long)]
+    pub stats_out: Option<PathBuf>,
+}
+
+pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
+    let st = Station::load(cli)?;
+    let benches = if a.benches.is_empty() { st.config.benches.clone() } else { parse_benches(&a.benches)? };
+    if benches.is_empty() {
+        return Err(Error::usage(
+            "serve-no-benches",
+            "no benches to serve",
+            "add [[bench]] sections to station.toml or pass --bench NAME=/dev/ttyUSB0",
+        ));
+    }
+    // The HSM is opened before any thread starts (the module reads its environment once).
+    let engine = Arc::new(Engine::open(&st.config, st.hsm()?)?);
+    let s = &st.config.serve;
+    let json = cli.json;
+    let stats = Arc::new(BenchStats::default());
+    let shared = Arc::new(Shared {
+        engine: engine.clone(),
+        station_id: st.config.station.id.clone(),
+        timers: Timers {
+            hello: Duration::from_secs(s.hello_timeout_secs),
+            csr: Duration::from_secs(s.csr_timeout_secs),
+            stored: Duration::from_secs(s.stored_timeout_secs),
+            max_frame_errors: s.max_frame_errors,
+        },
+        reopen_backoff_max: Duration::from_millis(s.reopen_backoff_max_ms),
+        stopping: AtomicBool::new(false),
+        abort: AtomicBool::new(false),
+        stats: stats.clone(),
+        lines: Box::new(move |l: &OperatorLine| print_line(l, json)),
+    });
+    let threads: Vec<_> = benches
+        .iter()
+        .map(|b| {
+            let (shared, b) = (shared.clone(), b.clone());
+            std::thread::Builder::new().name(format!("bench-{}", b.name)).spawn(move || bench::run(shared, b))
+        })
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io("serve-thread-failed", "cannot start bench threads", "check system limits", e))?;
+    tracing::info!(benches = benches.len(), ca = %engine.active_ca().map(|c| c.name.clone()).unwrap_or_default(), "serving");
+    if !json {
+        eprintln!(
+            "station serving {} bench(es); Ctrl-C or SIGTERM stops it after the devices in progress",
+            benches.len()
+        );
+    }
+    sd_notify("READY=1");
+    wait_for_signal()?;
+    sd_notify("STOPPING=1");
+    shared.stopping.store(true, Ordering::Relaxed);
+    let grace = Instant::now() + Duration::from_secs(s.shutdown_grace_secs);
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    shared.abort.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    engine.close();
+    let snap = stats.snapshot();
+    if let Some(path) = &a.stats_out {
+        let text = serde_json::to_string_pretty(&snap).unwrap_or_default();
+        std::fs::write(path, text).map_err(|e| {
+            Error::io("output-unwritable", format!("cannot write {}", path.display()), "check the path", e)
+        })?;
+    }
+    let failed: u64 = snap.failures.values().sum();
+    let text = format!("stopped: {} device(s) provisioned, {failed} failed; ledger flushed", snap.devices_ok);
+    Ok(Output::new(snap, text))
+}
+
+fn print_line(l: &OperatorLine, json: bool) {
+    let mut out = std::io::stdout().lock();
+    let _ = if json { writeln!(out, "{}", serde_json::to_string(l).unwrap_or_default()) } else { writeln!(out, "{l}") };
+    let _ = out.flush();
+}
+
+/// `NAME=PATH[@BAUD]`.
+fn parse_benches(specs: &[String]) -> Result<Vec<BenchSection>> {
+    let bad = |s: &str| {
+        Error::usage(
+            "serve-bench-invalid",
+            format!("--bench {s:?} is not NAME=PATH[@BAUD]"),
+            "e.g. --bench bench-1=/dev/ttyUSB0@115200",
+        )
+    };
+    let mut out: Vec<BenchSection> = Vec::new();
+    for s in specs {
+        let (name, rest) = s.split_once('=').ok_or_else(|| bad(s))?;
+        let (path, baud) = match rest.rsplit_once('@') {
+            Some((p, b)) => (p, b.parse().map_err(|_| bad(s))?),
+            None => (rest, 115_200),
+        };
+        if name.is_empty() || path.is_empty() || out.iter().any(|b| b.name == name) {
+            return Err(bad(s));
+        }
+        out.push(BenchSection { name: name.into(), port: path.into(), baud });
+    }
+    Ok(out)
+}
+
+fn wait_for_signal() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("serve-runtime-failed", "cannot start the signal runtime", "check system limits", e))?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            r = tokio::signal::ctrl_c() => r?,
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .map_err(|e| Error::io("serve-signal-failed", "cannot wait for signals", "check the environment", e))
+}
+
+/// Tells systemd (Type=notify) about readiness and stopping; a no-op without NOTIFY_SOCKET.
+fn sd_notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else { return };
+    let path = PathBuf::from(path);
+    let _ = sock.send_to(state.as_bytes(), &path);
+}
