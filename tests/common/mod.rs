@@ -2,6 +2,8 @@
 //! `station` binary, with openssl as the independent verifier.
 #![allow(dead_code)]
 
+pub mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
