@@ -19,7 +19,7 @@ fn a_provisioned_device_publishes_under_its_serial_and_only_there() {
     let broker = Broker::start(st.path(), &ca);
     let (chain, key) = device(&st, "SN-000042");
     let (mchain, mkey) = device(&st, "monitor");
-    let mut sub = broker.subscribe(&mchain, &mkey, "monitor", "#", 1);
+    let sub = broker.subscribe(&mchain, &mkey, "monitor", "#", 1);
     std::thread::sleep(std::time::Duration::from_millis(500));
     // Outside its own prefix first: denied (the monitor must not see it) …
     let (_ok, out) = broker.publish(&chain, &key, "SN-000042", "SN-000099/hello", "forged");
