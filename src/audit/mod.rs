@@ -1,5 +1,10 @@
-//! Audits: prove the ledger is intact and every certificate is what its row says.
+//! Audits: prove the ledger is intact and every certificate is what its row says; checkpoints.
 
+pub mod checkpoint;
+mod consistency;
+pub mod export;
+pub mod reconcile;
+pub mod stats;
 mod verify;
 
 pub use verify::{Finding, VerifyReport, verify};

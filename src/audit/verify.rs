@@ -1,17 +1,23 @@
-//! `station audit verify`: walk the hash chain, then check every issuance row against its chained
-//! event and its certificate. Streams both tables in id order; memory does not grow with the ledger.
+//! `station audit verify`: every check, streaming (memory does not grow with the ledger):
+//! the hash chain; each issuance row against its chained event, its certificate and its CA's
+//! signature; duplicates; CA rows; the CA keys in the HSM; checkpoints and their witness file.
 
+use super::{checkpoint, consistency};
 use crate::Result;
-use crate::ledger::{Event, IssuanceRow, Ledger, LedgerError, issuances, walk_chain};
+use crate::hsm::Hsm;
+use crate::ledger::{IssuanceRow, Ledger, LedgerError, checkpoints, issuances, walk_chain};
 use crate::pki;
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
 
 /// The first failure of one kind.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Finding {
-    /// A stable name for the check: `chain`, `row-matches-event`, `certificate-matches-row`, …
+    /// A stable name for the check: `chain`, `row-matches-event`, `certificate-signature`, …
     pub check: &'static str,
-    /// What it concerns: `event 17` or `issuance 12 (serial SN-000012)`.
+    /// What it concerns: `event 17`, `issuance 12 (serial SN-000012)`, `checkpoint 3`.
     pub subject: String,
     pub problem: String,
 }
@@ -21,93 +27,108 @@ pub struct Finding {
 pub struct VerifyReport {
     pub events: i64,
     pub issuances: i64,
+    pub checkpoints: usize,
     pub chain_head: String,
+    pub hsm_checked: bool,
     pub ok: bool,
     pub findings: Vec<Finding>,
 }
 
-/// Verifies the whole ledger; `progress` is called every 10,000 rows.
-pub fn verify(ledger: &Ledger, mut progress: impl FnMut(&str, i64)) -> Result<VerifyReport> {
+/// Verifies the whole ledger. With `hsm`, also that every CA's key is still in the token.
+pub fn verify(
+    ledger: &Ledger,
+    state_dir: &Path,
+    hsm: Option<&Arc<Hsm>>,
+    mut progress: impl FnMut(&str, i64),
+) -> Result<VerifyReport> {
     let mut findings = Vec::new();
-    let mut issued_events: Vec<Event> = Vec::new();
+    // The heads that checkpoints and the witness file claim; collected during the walk.
+    let mut wanted: HashSet<i64> = checkpoints::all(ledger.conn())?.iter().map(|c| c.seq).collect();
+    if let Ok(text) = std::fs::read_to_string(checkpoint::witness_path(state_dir)) {
+        wanted.extend(text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["seq"].as_i64()));
+    }
+    let mut heads = HashMap::new();
     let mut seen = 0i64;
     let chain = walk_chain(ledger.conn(), |e| {
         seen += 1;
         if seen % 10_000 == 0 {
             progress("events", seen);
         }
-        if e.kind == "issued" || e.kind == "reissued" {
-            issued_events.push(e.clone());
+        if wanted.contains(&e.seq) {
+            heads.insert(e.seq, e.row_hash.clone());
         }
     })?;
     if let Some((seq, why)) = &chain.first_bad {
         findings.push(Finding { check: "chain", subject: format!("event {seq}"), problem: why.clone() });
     }
-    let rows = check_rows(ledger, &issued_events, &mut findings, &mut progress)?;
+    let rows = check_rows(ledger, &mut findings, &mut progress)?;
+    consistency::duplicates(ledger, &mut findings)?;
+    consistency::cas(ledger, hsm, &mut findings)?;
+    let checkpoints = checkpoint::check(ledger, &heads, chain.events, state_dir, &mut findings)?;
     Ok(VerifyReport {
         events: chain.events,
         issuances: rows,
+        checkpoints,
         chain_head: chain.head,
+        hsm_checked: hsm.is_some(),
         ok: findings.is_empty(),
         findings,
     })
 }
 
-fn check_rows(
-    ledger: &Ledger,
-    events: &[Event],
-    findings: &mut Vec<Finding>,
-    progress: &mut impl FnMut(&str, i64),
-) -> Result<i64> {
-    let mut st = ledger
-        .conn()
-        .prepare(&format!("SELECT {} FROM issuances ORDER BY id", issuances::COLUMNS))
+fn check_rows(ledger: &Ledger, findings: &mut Vec<Finding>, progress: &mut impl FnMut(&str, i64)) -> Result<i64> {
+    let conn = ledger.conn();
+    let cols: Vec<String> = issuances::COLUMNS.split(',').map(|c| format!("i.{}", c.trim())).collect();
+    let mut st = conn
+        .prepare(&format!(
+            "SELECT {}, e.seq, e.detail FROM issuances i \
+             LEFT JOIN events e ON e.ref_id = i.id AND e.kind IN ('issued', 'reissued') ORDER BY i.id",
+            cols.join(", ")
+        ))
         .map_err(LedgerError::sql("read issuances"))?;
-    let rows = st.query_map([], issuances::from_row).map_err(LedgerError::sql("read issuances"))?;
-    let mut by_id = events.iter().filter_map(|e| e.ref_id.map(|id| (id, e))).peekable();
-    let (mut count, mut first_row_bad, mut first_cert_bad) = (0i64, None, None);
-    for row in rows {
-        let row = row.map_err(LedgerError::sql("read issuances"))?;
+    let mut rows = st.query([]).map_err(LedgerError::sql("read issuances"))?;
+    let mut ca_certs: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+    let (mut count, mut row_bad, mut cert_bad, mut sig_bad) = (0i64, None, None, None);
+    while let Some(r) = rows.next().map_err(LedgerError::sql("read issuances"))? {
+        let row = issuances::from_row(r).map_err(LedgerError::sql("read issuances"))?;
+        let event: Option<(i64, String)> = match r.get::<_, Option<i64>>(16).map_err(LedgerError::sql("read events"))? {
+            Some(seq) => Some((seq, r.get(17).map_err(LedgerError::sql("read events"))?)),
+            None => None,
+        };
         count += 1;
         if count % 10_000 == 0 {
             progress("issuances", count);
         }
-        while by_id.peek().is_some_and(|(id, _)| *id < row.id) {
-            let (id, e) = by_id.next().expect("peeked");
-            first_row_bad.get_or_insert_with(|| Finding {
-                check: "row-matches-event",
-                subject: format!("issuance {id} (serial {})", e.subject),
-                problem: format!("event {} records it but the row is missing: it was deleted", e.seq),
-            });
+        if row_bad.is_none()
+            && let Some(p) = row_vs_event(&row, event.as_ref())
+        {
+            row_bad = Some(Finding { check: "row-matches-event", subject: name(&row), problem: p });
         }
-        let event = match by_id.peek() {
-            Some((id, e)) if *id == row.id => {
-                let e = *e;
-                by_id.next();
-                Some(e)
+        if cert_bad.is_none()
+            && let Some(p) = cert_vs_row(&row)
+        {
+            cert_bad = Some(Finding { check: "certificate-matches-row", subject: name(&row), problem: p });
+        }
+        if sig_bad.is_none() {
+            let ca = ca_certs
+                .entry(row.ca_name.clone())
+                .or_insert_with(|| ledger.ca(&row.ca_name).ok().flatten().and_then(|c| c.cert_der));
+            let ok = ca.as_deref().is_some_and(|ca| pki::signed_by(&row.cert_der, ca));
+            if !ok {
+                sig_bad = Some(Finding {
+                    check: "certificate-signature",
+                    subject: name(&row),
+                    problem: format!("the certificate does not verify under CA {}'s certificate", row.ca_name),
+                });
             }
-            _ => None,
-        };
-        if first_row_bad.is_none()
-            && let Some(problem) = row_vs_event(&row, event)
-        {
-            first_row_bad = Some(Finding { check: "row-matches-event", subject: name(&row), problem });
-        }
-        if first_cert_bad.is_none()
-            && let Some(problem) = cert_vs_row(&row)
-        {
-            first_cert_bad = Some(Finding { check: "certificate-matches-row", subject: name(&row), problem });
         }
     }
-    if let Some((id, e)) = by_id.next() {
-        first_row_bad.get_or_insert_with(|| Finding {
-            check: "row-matches-event",
-            subject: format!("issuance {id} (serial {})", e.subject),
-            problem: format!("event {} records it but the row is missing: it was deleted", e.seq),
-        });
+    findings.extend(row_bad);
+    findings.extend(cert_bad);
+    findings.extend(sig_bad);
+    if let Some(f) = consistency::orphan_event(ledger)? {
+        findings.push(f);
     }
-    findings.extend(first_row_bad);
-    findings.extend(first_cert_bad);
     Ok(count)
 }
 
@@ -116,13 +137,13 @@ fn name(row: &IssuanceRow) -> String {
 }
 
 /// Compares a row with the event that recorded it.
-fn row_vs_event(row: &IssuanceRow, event: Option<&Event>) -> Option<String> {
-    let Some(event) = event else {
+fn row_vs_event(row: &IssuanceRow, event: Option<&(i64, String)>) -> Option<String> {
+    let Some((seq, detail)) = event else {
         return Some("no chained event records this row: it was inserted outside the station".into());
     };
-    let d: serde_json::Value = match serde_json::from_str(&event.detail) {
+    let d: serde_json::Value = match serde_json::from_str(detail) {
         Ok(v) => v,
-        Err(e) => return Some(format!("event {} detail is not JSON: {e}", event.seq)),
+        Err(e) => return Some(format!("event {seq} detail is not JSON: {e}")),
     };
     let fields = [
         ("serial", row.serial.as_str()),
@@ -137,11 +158,11 @@ fn row_vs_event(row: &IssuanceRow, event: Option<&Event>) -> Option<String> {
     ];
     for (k, v) in fields {
         if d[k].as_str() != Some(v) {
-            return Some(format!("{k} is {v:?} but event {} recorded {}", event.seq, d[k]));
+            return Some(format!("{k} is {v:?} but event {seq} recorded {}", d[k]));
         }
     }
     if d["reissue_of"].as_i64() != row.reissue_of {
-        return Some(format!("reissue_of differs from event {}", event.seq));
+        return Some(format!("reissue_of differs from event {seq}"));
     }
     None
 }

@@ -9,7 +9,9 @@ fn main() {
     init_tracing(cli.log_format);
     let code = match cli::run(&cli) {
         Ok(report) => {
-            if cli.json {
+            if report.printed() {
+                // The command wrote its own output (an export to stdout).
+            } else if cli.json {
                 println!("{}", report.json());
             } else {
                 println!("{}", report.text());

@@ -15,6 +15,10 @@ pub enum CaError {
     NotPending { name: String, state: &'static str },
     #[error("the certificate for {subject} does not carry the HSM key of CA {name:?}")]
     ImportKeyMismatch { name: String, subject: String },
+    #[error("CA {name:?} is {state}; it must be {wanted}")]
+    WrongState { name: String, state: &'static str, wanted: &'static str },
+    #[error("CA {name:?} is the active CA and cannot be retired")]
+    RetireActive { name: String },
     #[error("the chain given for CA {name:?} does not verify: {subject} is not signed by the next certificate")]
     ChainMismatch { name: String, subject: String },
 }
@@ -29,6 +33,8 @@ impl Coded for CaError {
             CaError::NotPending { .. } => "ca-not-pending",
             CaError::ImportKeyMismatch { .. } => "ca-import-key-mismatch",
             CaError::ChainMismatch { .. } => "ca-import-chain-mismatch",
+            CaError::WrongState { .. } => "ca-wrong-state",
+            CaError::RetireActive { .. } => "ca-retire-active",
         }
     }
     fn hint(&self) -> String {
@@ -46,6 +52,10 @@ impl Coded for CaError {
                 "import the certificate the root signed for this CA's CSR, not another one".into()
             }
             CaError::ChainMismatch { .. } => "give --chain with the issuers of the certificate, nearest first".into(),
+            CaError::WrongState { .. } => "`station ca list` shows each CA's state".into(),
+            CaError::RetireActive { .. } => {
+                "activate the new CA first (`station ca activate NEW`), then retire this one".into()
+            }
         }
     }
     fn exit_status(&self) -> i32 {

@@ -3,9 +3,11 @@
 
 mod build;
 mod error;
+mod lifecycle;
 
 pub use build::{ca_params, random_serial, verification_cert};
 pub use error::CaError;
+pub use lifecycle::{activate, retire};
 
 use crate::Result;
 use crate::hsm::{Hsm, HsmKey, KeyUri};

@@ -7,28 +7,177 @@ use crate::error::exit;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain and every issuance against its event and certificate.
-    Verify,
+    /// Check the hash chain, every issuance against its event, certificate and CA, duplicates,
+    /// the CA keys in the HSM, and every checkpoint.
+    Verify {
+        /// Do not open the HSM (an auditor's copy of the ledger): skips the key-presence check.
+        #[arg(long)]
+        no_hsm: bool,
+    },
+    /// Sign the current chain head with the active CA's key in the HSM and store it.
+    Checkpoint,
+    /// One row per issuance, streamed, as CSV or a JSON array.
+    Export(ExportArgs),
+    /// Compare a production order's serial list (one per line) with what was issued.
+    Reconcile {
+        #[arg(long)]
+        expected: std::path::PathBuf,
+    },
+    /// Counts of issuances, re-issues and refusals (by code).
+    Stats {
+        #[arg(long, value_enum, default_value = "day")]
+        by: audit::stats::By,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: audit::export::Format,
+    /// Issued at or after (RFC 3339, or YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Issued at or before (RFC 3339, or YYYY-MM-DD for the whole day).
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub bench: Option<String>,
+    #[arg(long)]
+    pub ca: Option<String>,
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 pub fn run(cli: &Cli, cmd: &AuditCommand) -> Result<Box<dyn Report>> {
-    let AuditCommand::Verify = cmd;
+    match cmd {
+        AuditCommand::Verify { no_hsm } => verify(cli, *no_hsm),
+        AuditCommand::Checkpoint => checkpoint(cli),
+        AuditCommand::Export(a) => export(cli, a),
+        AuditCommand::Reconcile { expected } => reconcile(cli, expected),
+        AuditCommand::Stats { by } => stats(cli, *by),
+    }
+}
+
+fn export(cli: &Cli, a: &ExportArgs) -> Result<Box<dyn Report>> {
     let st = Station::load(cli)?;
     let ledger = st.ledger()?;
+    let filter = audit::export::Filter {
+        since: a.since.clone(),
+        until: a.until.clone(),
+        bench: a.bench.clone(),
+        ca: a.ca.clone(),
+        serial: a.serial.clone(),
+    };
+    let (n, printed) = match &a.out {
+        Some(path) => {
+            let io = |e| {
+                crate::Error::io("output-unwritable", format!("cannot write {}", path.display()), "check the path", e)
+            };
+            let f = std::fs::File::create(path).map_err(io)?;
+            let mut w = std::io::BufWriter::new(f);
+            (audit::export::export(&ledger, &filter, a.format, &mut w)?, false)
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            (audit::export::export(&ledger, &filter, a.format, &mut w)?, true)
+        }
+    };
+    let text = format!(
+        "{n} issuance(s) exported{}",
+        a.out.as_ref().map(|p| format!(" to {}", p.display())).unwrap_or_default()
+    );
+    let mut out = Output::new(serde_json::json!({ "rows": n, "out": a.out }), text);
+    out.printed = printed;
+    Ok(out)
+}
+
+fn reconcile(cli: &Cli, expected: &std::path::Path) -> Result<Box<dyn Report>> {
+    let st = Station::load(cli)?;
+    let text = std::fs::read_to_string(expected).map_err(|e| {
+        crate::Error::io("input-unreadable", format!("cannot read {}", expected.display()), "one serial per line", e)
+    })?;
+    let r = audit::reconcile::reconcile(&st.ledger()?, &text)?;
+    let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+    let twice: Vec<String> = r.issued_more_than_once.iter().map(|(s, n)| format!("{s} ({n}x)")).collect();
+    let text = format!(
+        "expected {} serial(s); the ledger holds {}\nexpected, not issued:    {}\nissued, not expected:    {}\nissued more than once:   {}\nissued, never confirmed: {}\nresult: {}",
+        r.expected,
+        r.issued,
+        list(&r.expected_not_issued),
+        list(&r.issued_not_expected),
+        list(&twice),
+        list(&r.issued_never_confirmed),
+        if r.clean() { "OK, the order and the ledger agree" } else { "DIFFERENCES" }
+    );
+    let status = if r.clean() { 0 } else { exit::AUDIT };
+    let mut out = Output::new(r, text);
+    out.status = status;
+    Ok(out)
+}
+
+fn stats(cli: &Cli, by: audit::stats::By) -> Result<Box<dyn Report>> {
+    let st = Station::load(cli)?;
+    let groups = audit::stats::stats(&st.ledger()?, by)?;
+    let mut text = format!(
+        "{:<24} {:>9} {:>9} {:>10}  REFUSALS\n",
+        format!("{by:?}").to_uppercase(),
+        "ISSUED",
+        "REISSUED",
+        "CONFIRMED"
+    );
+    for g in &groups {
+        let refusals: Vec<String> = g.refusals.iter().map(|(c, n)| format!("{c}={n}")).collect();
+        text += &format!(
+            "{:<24} {:>9} {:>9} {:>10}  {}\n",
+            if g.key.is_empty() { "-" } else { &g.key },
+            g.issued,
+            g.reissued,
+            g.confirmed,
+            if refusals.is_empty() { "-".into() } else { refusals.join(" ") }
+        );
+    }
+    Ok(Output::new(groups, text.trim_end()))
+}
+
+fn checkpoint(cli: &Cli) -> Result<Box<dyn Report>> {
+    let st = Station::load(cli)?;
+    let mut ledger = st.ledger()?;
+    let ca = ledger.active_ca()?.ok_or(crate::ca::CaError::NoneActive)?;
+    let key = crate::ca::signing_key(&st.hsm()?, &ca)?;
+    let cp = audit::checkpoint::create(&mut ledger, &ca.name, &key, &st.config.station.state_dir)?;
+    let text = format!(
+        "checkpoint {} signed by CA {}: event {} (head {}), {} issuances",
+        cp.id, cp.ca_name, cp.seq, cp.head_hash, cp.issuances
+    );
+    Ok(Output::new(cp, text))
+}
+
+fn verify(cli: &Cli, no_hsm: bool) -> Result<Box<dyn Report>> {
+    let st = Station::load(cli)?;
+    let ledger = st.ledger()?;
+    let hsm = if no_hsm { None } else { Some(st.hsm()?) };
     let quiet = cli.json;
-    let report = audit::verify(&ledger, |what, n| {
+    let report = audit::verify(&ledger, &st.config.station.state_dir, hsm.as_ref(), |what, n| {
         if !quiet {
             eprintln!("  … {n} {what} checked");
         }
     })?;
     let mut text = format!(
-        "events:     {} (hash chain head {})\nissuances:  {}\n",
-        report.events, report.chain_head, report.issuances
+        "events:      {} (hash chain head {})\nissuances:   {}\ncheckpoints: {}\nHSM keys:    {}\n",
+        report.events,
+        report.chain_head,
+        report.issuances,
+        report.checkpoints,
+        if report.hsm_checked { "checked" } else { "not checked (--no-hsm)" }
     );
     if report.ok {
-        text += "result:     OK, the ledger is intact";
+        text += "result:      OK, the ledger is intact";
     } else {
-        text += "result:     FAILED\n";
+        text += "result:      FAILED\n";
         for f in &report.findings {
             text += &format!("  [{}] {}: {}\n", f.check, f.subject, f.problem);
         }

@@ -26,6 +26,12 @@ pub enum CaCommand {
     },
     /// Make the verification certificate AWS IoT asks for when a CA is registered.
     VerificationCert(VerificationArgs),
+    /// Create the next CA (key in the HSM) and leave it ready, not active: step 1 of a rotation.
+    Rotate(CreateArgs),
+    /// Switch issuance to a ready CA, atomically; a running `station serve` follows within one device.
+    Activate { name: String },
+    /// End issuance under a CA that is not active. Its certificate stays for audits.
+    Retire { name: String },
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +117,22 @@ pub fn run(cli: &Cli, cmd: &CaCommand) -> Result<Box<dyn Report>> {
             }
             Ok(Output::new(view, text))
         }
+        CaCommand::Rotate(a) => rotate(&st, a),
+        CaCommand::Activate { name } => {
+            let mut ledger = st.ledger()?;
+            let previous = ca::activate(&mut ledger, name)?;
+            let text = format!(
+                "CA {name} is now active{}; running daemons switch before their next device",
+                previous.as_ref().map(|p| format!(" (was {p})")).unwrap_or_default()
+            );
+            Ok(Output::new(serde_json::json!({ "active": name, "previous": previous }), text))
+        }
+        CaCommand::Retire { name } => {
+            let mut ledger = st.ledger()?;
+            ca::retire(&mut ledger, name, serde_json::Value::Null)?;
+            let text = format!("CA {name} retired: it issues no more; its certificate stays for audits");
+            Ok(Output::new(serde_json::json!({ "retired": name }), text))
+        }
         CaCommand::VerificationCert(a) => {
             let row = ca::find(&st.ledger()?, &a.name)?;
             let key = ca::signing_key(&st.hsm()?, &row)?;
@@ -168,6 +190,27 @@ fn create(st: &Station, a: &CreateArgs) -> Result<Box<dyn Report>> {
     let row = ca::create(&hsm, &mut ledger, &new)?;
     let view = CaView::from(&row);
     Ok(Output::new(view.clone_for_report(), format!("created CA {}\n{}", row.name, view.text())))
+}
+
+/// Rotation step 1: a new CA, ready but not active (whatever `ca create` would do for a first CA).
+fn rotate(st: &Station, a: &CreateArgs) -> Result<Box<dyn Report>> {
+    if st.ledger()?.active_ca()?.is_none() {
+        return Err(Error::usage(
+            "ca-rotate-nothing-active",
+            "no CA is active, so there is nothing to rotate from",
+            "use `station ca create --name NAME` for the first CA",
+        ));
+    }
+    let report = create(st, a)?;
+    let text = format!(
+        "{}
+next: register it with AWS IoT if used (`station ca register --name {n}`), then `station ca activate {n}`",
+        report.text(),
+        n = a.name
+    );
+    let mut v = report.json();
+    v["next"] = serde_json::json!(format!("station ca activate {}", a.name));
+    Ok(Output::new(v, text))
 }
 
 fn read(p: &Path) -> Result<Vec<u8>> {

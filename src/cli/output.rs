@@ -13,6 +13,10 @@ pub trait Report {
     fn exit_status(&self) -> i32 {
         0
     }
+    /// True when the command already wrote its output (e.g. an export to stdout).
+    fn printed(&self) -> bool {
+        false
+    }
 }
 
 /// Any serialisable value with a text rendering.
@@ -20,11 +24,12 @@ pub struct Output<T: Serialize> {
     pub value: T,
     pub text: String,
     pub status: i32,
+    pub printed: bool,
 }
 
 impl<T: Serialize> Output<T> {
     pub fn new(value: T, text: impl Into<String>) -> Box<Self> {
-        Box::new(Output { value, text: text.into(), status: 0 })
+        Box::new(Output { value, text: text.into(), status: 0, printed: false })
     }
 }
 
@@ -37,6 +42,9 @@ impl<T: Serialize> Report for Output<T> {
     }
     fn exit_status(&self) -> i32 {
         self.status
+    }
+    fn printed(&self) -> bool {
+        self.printed
     }
 }
 

@@ -81,6 +81,10 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
     for t in threads {
         let _ = t.join();
     }
+    match engine.checkpoint() {
+        Ok(cp) => tracing::info!(seq = cp.seq, "shutdown checkpoint signed"),
+        Err(e) => tracing::warn!(error = %e, "shutdown checkpoint failed"),
+    }
     engine.close();
     let snap = stats.snapshot();
     if let Some(path) = &a.stats_out {

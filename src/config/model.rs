@@ -20,6 +20,8 @@ pub struct Config {
     pub benches: Vec<super::BenchSection>,
     #[serde(default)]
     pub serve: super::ServeSection,
+    #[serde(default)]
+    pub audit: AuditSection,
     /// The file this was read from (not part of the file).
     #[serde(skip)]
     pub source: PathBuf,
@@ -104,6 +106,26 @@ pub struct LedgerSection {
 
 fn default_group_commit() -> usize {
     64
+}
+
+/// Audit settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The daemon signs a checkpoint of the ledger every this many new certificates (and at shutdown);
+    /// 0 turns the periodic checkpoints off.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection { checkpoint_every: default_checkpoint_every() }
+    }
+}
+
+fn default_checkpoint_every() -> u64 {
+    1000
 }
 
 /// Where the device's serial number comes from.

@@ -96,6 +96,9 @@ pub struct Engine {
     readers: Mutex<Vec<Connection>>,
     ledger_path: PathBuf,
     halted: RwLock<Option<String>>,
+    state_dir: PathBuf,
+    checkpoint_every: u64,
+    new_since_start: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -116,6 +119,9 @@ impl Engine {
             readers: Mutex::new(Vec::new()),
             ledger_path: cfg.ledger.path.clone(),
             halted: RwLock::new(None),
+            state_dir: cfg.station.state_dir.clone(),
+            checkpoint_every: cfg.audit.checkpoint_every,
+            new_since_start: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -158,7 +164,8 @@ impl Engine {
         let result = self.issue_inner(req);
         if let Err(e) = &result {
             let serial = req.serial.clone().or_else(|| req.reservation.as_ref().map(|r| r.serial.clone()));
-            self.writer.refusal(e.code(), &req.bench, &serial.unwrap_or_default(), "");
+            let ca = self.active.read().unwrap_or_else(|p| p.into_inner()).name.clone();
+            self.writer.refusal(e.code(), &req.bench, &serial.unwrap_or_default(), &ca);
         }
         result
     }
@@ -278,17 +285,20 @@ impl Engine {
             station: self.station_id.clone(),
         };
         match self.writer.issue(new.clone())? {
-            Ok(id) => Ok(Issued {
-                id,
-                serial,
-                certificate_id: cert_id.clone(),
-                fingerprint_sha256: cert_id,
-                ca: new.ca_name,
-                not_after: new.not_after,
-                outcome,
-                chain_pem: new.chain_pem,
-                reservation_used: reservation.is_some(),
-            }),
+            Ok(id) => {
+                self.after_new_certificate();
+                Ok(Issued {
+                    id,
+                    serial,
+                    certificate_id: cert_id.clone(),
+                    fingerprint_sha256: cert_id,
+                    ca: new.ca_name,
+                    not_after: new.not_after,
+                    outcome,
+                    chain_pem: new.chain_pem,
+                    reservation_used: reservation.is_some(),
+                })
+            }
             // Lost a race: another request for this serial or key committed first.
             Err(InsertConflict::Serial(row)) if row.spki_sha256 == csr.spki_sha256 => {
                 Ok(Issued::from_row(&row, Outcome::Repeat))
@@ -299,6 +309,30 @@ impl Engine {
             }
             Err(InsertConflict::Key(row)) => Err(IssueError::KeyReuse { serial: row.serial }.into()),
         }
+    }
+
+    /// Every `[audit] checkpoint_every` new certificates, sign a checkpoint.
+    fn after_new_certificate(&self) {
+        let n = self.new_since_start.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if self.checkpoint_every > 0
+            && n.is_multiple_of(self.checkpoint_every)
+            && let Err(e) = self.checkpoint()
+        {
+            tracing::warn!(error = %e, "periodic checkpoint failed; issuance continues");
+        }
+    }
+
+    /// Signs the chain head with the active CA's key (after everything queued) and records it in the
+    /// ledger and the witness file.
+    pub fn checkpoint(&self) -> Result<ledger::Checkpoint> {
+        let ca = self.active_ca()?;
+        let uri = ca.issuer.key().uri().to_string();
+        let signing_ca = ca.clone();
+        let sign: ledger::CheckpointSigner =
+            Arc::new(move |m: &[u8]| signing_ca.issuer.key().sign_bytes(m).map_err(|e| e.to_string()));
+        let cp = self.writer.checkpoint(&ca.name, &uri, sign)?;
+        crate::audit::checkpoint::append_witness(&self.state_dir, &cp)?;
+        Ok(cp)
     }
 
     /// Records that the chain was handed over (file written, or CHAIN frame sent).

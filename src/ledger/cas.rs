@@ -170,6 +170,64 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Makes `name` the issuing CA, atomically: the old active CA becomes ready. A ledger event.
+    pub fn activate_ca(&mut self, name: &str) -> Result<Option<String>, LedgerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(LedgerError::sql("begin"))?;
+        let previous: Option<String> = tx
+            .query_row("SELECT name FROM cas WHERE state = 'active'", [], |r| r.get(0))
+            .optional()
+            .map_err(LedgerError::sql("read active CA"))?;
+        tx.execute("UPDATE cas SET state = 'ready' WHERE state = 'active'", [])
+            .map_err(LedgerError::sql("deactivate CA"))?;
+        let n = tx
+            .execute(
+                "UPDATE cas SET state = 'active', activated_at = ?2 WHERE name = ?1 AND state IN ('ready', 'active')",
+                params![name, now_text()],
+            )
+            .map_err(LedgerError::sql("activate CA"))?;
+        if n != 1 {
+            return Err(LedgerError::Corrupt(format!("CA {name} cannot be activated")));
+        }
+        let row = tx
+            .query_row(&format!("SELECT {COLUMNS} FROM cas WHERE name = ?1"), [name], from_row)
+            .map_err(LedgerError::sql("read CA"))?;
+        let mut detail: serde_json::Value = serde_json::from_str(&ca_detail(&row, CaState::Active)).unwrap_or_default();
+        detail["previous"] = serde_json::json!(previous);
+        chain::append(&tx, "ca-activated", name, None, &detail.to_string())?;
+        tx.commit().map_err(LedgerError::sql("commit"))?;
+        Ok(previous)
+    }
+
+    /// Ends issuance under a CA that is not active. Its certificate stays, so its devices still verify.
+    pub fn retire_ca(&mut self, name: &str, detail_extra: serde_json::Value) -> Result<(), LedgerError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(LedgerError::sql("begin"))?;
+        let n = tx
+            .execute(
+                "UPDATE cas SET state = 'retired', retired_at = ?2 WHERE name = ?1 AND state IN ('ready', 'pending')",
+                params![name, now_text()],
+            )
+            .map_err(LedgerError::sql("retire CA"))?;
+        if n != 1 {
+            return Err(LedgerError::Corrupt(format!("CA {name} cannot be retired")));
+        }
+        let row = tx
+            .query_row(&format!("SELECT {COLUMNS} FROM cas WHERE name = ?1"), [name], from_row)
+            .map_err(LedgerError::sql("read CA"))?;
+        let mut detail: serde_json::Value =
+            serde_json::from_str(&ca_detail(&row, CaState::Retired)).unwrap_or_default();
+        detail["aws"] = detail_extra;
+        chain::append(&tx, "ca-retired", name, None, &detail.to_string())?;
+        tx.commit().map_err(LedgerError::sql("commit"))
+    }
+}
+
 /// The chained record of a CA change: what an auditor needs to tie certificates to this CA.
 pub(crate) fn ca_detail(row: &CaRow, state: CaState) -> String {
     serde_json::json!({

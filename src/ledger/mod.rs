@@ -4,15 +4,17 @@
 
 mod cas;
 mod chain;
+pub mod checkpoints;
 mod error;
 pub mod issuances;
 mod writer;
 
 pub use cas::{CaRow, CaState};
-pub use chain::{ChainReport, Event, GENESIS, walk as walk_chain};
+pub use chain::{ChainReport, Event, GENESIS, head as chain_head, walk as walk_chain};
+pub use checkpoints::Checkpoint;
 pub use error::LedgerError;
 pub use issuances::{InsertConflict, IssuanceRow, NewIssuance};
-pub use writer::{Reservation, SerialFormat, Writer};
+pub use writer::{CheckpointSigner, Reservation, SerialFormat, Writer};
 
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};

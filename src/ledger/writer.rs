@@ -45,7 +45,11 @@ enum Op {
     Release(i64),
     Refusal { code: String, bench: String, serial: String, ca: String },
     Event { kind: String, subject: String, detail: String, reply: Reply<()> },
+    Checkpoint { ca: String, key_uri: String, sign: CheckpointSigner, reply: Reply<super::Checkpoint> },
 }
+
+/// What the writer calls to sign a checkpoint (an HSM key).
+pub type CheckpointSigner = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// The handle callers share.
 pub struct Writer {
@@ -108,6 +112,16 @@ impl Writer {
     /// Records a chained event that changes no row state (e.g. a stored-hash mismatch).
     pub fn event(&self, kind: &str, subject: &str, detail: String) -> Result<(), LedgerError> {
         self.call(|r| Op::Event { kind: kind.into(), subject: subject.into(), detail, reply: r })
+    }
+
+    /// Signs and stores a checkpoint of the chain head as it is after everything queued before it.
+    pub fn checkpoint(
+        &self,
+        ca: &str,
+        key_uri: &str,
+        sign: CheckpointSigner,
+    ) -> Result<super::Checkpoint, LedgerError> {
+        self.call(|r| Op::Checkpoint { ca: ca.into(), key_uri: key_uri.into(), sign, reply: r })
     }
 
     /// Reserves the lowest free station serial (durably). `None` when the range is used up.
@@ -226,6 +240,9 @@ fn apply(
         }
         Op::Event { kind, subject, detail, reply } => {
             finish(chain::append(conn, &kind, &subject, None, &detail).map(|_| ()), reply)
+        }
+        Op::Checkpoint { ca, key_uri, sign, reply } => {
+            finish(super::checkpoints::create(conn, &ca, &key_uri, &*sign), reply)
         }
         Op::Reserve(format, reply) => {
             let r = reserve(conn, &format, in_flight);

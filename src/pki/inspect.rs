@@ -89,3 +89,19 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .format(&::time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }
+
+/// Verifies a signature made by the key in `spki_der` the way the station's HSM signs: ECDSA (DER)
+/// with SHA-256 for P-256 or SHA-384 for P-384, RSA PKCS#1 v1.5 with SHA-256.
+pub fn verify_with_spki(spki_der: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    use ring::signature as rs;
+    let Ok((_, spki)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der) else { return false };
+    let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
+    let alg: &dyn rs::VerificationAlgorithm = match (spki.algorithm.algorithm.to_id_string().as_str(), curve.as_deref())
+    {
+        ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => &rs::ECDSA_P256_SHA256_ASN1,
+        ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => &rs::ECDSA_P384_SHA384_ASN1,
+        ("1.2.840.113549.1.1.1", _) => &rs::RSA_PKCS1_2048_8192_SHA256,
+        _ => return false,
+    };
+    rs::UnparsedPublicKey::new(alg, &spki.subject_public_key.data).verify(msg, sig).is_ok()
+}

@@ -75,3 +75,17 @@ CREATE TABLE refusals (
     serial TEXT NOT NULL DEFAULT '',
     ca_name TEXT NOT NULL DEFAULT ''
 );
+
+-- HSM-signed checkpoints of the chain head. `signature` is over the message `signed` (the exact bytes
+-- signed), made by the key of `ca_name` (or a dedicated audit key) in the HSM.
+CREATE TABLE checkpoints (
+    id        INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    seq       INTEGER NOT NULL,   -- the last event covered
+    head_hash TEXT NOT NULL,      -- that event's row_hash
+    issuances INTEGER NOT NULL,   -- issuance rows at that moment
+    ca_name   TEXT NOT NULL,
+    key_uri   TEXT NOT NULL,
+    signed    TEXT NOT NULL,
+    signature TEXT NOT NULL       -- hex
+);
