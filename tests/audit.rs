@@ -184,7 +184,7 @@ fn reconcile_finds_each_planted_case() {
     let st = TestStation::new();
     st.create_ca("ca-1", "ec-p256");
     let e = engine(&st);
-    let mut confirm = |serial: &str| {
+    let confirm = |serial: &str| {
         let (_k, csr) = device_csr(None);
         let issued = e.issue(&IssueRequest { csr, serial: Some(serial.into()), ..Default::default() }).unwrap();
         e.confirm(&issued, "b", &station::pki::sha256_hex(issued.chain_pem.as_bytes())).unwrap();
