@@ -359,7 +359,12 @@ impl Engine {
         let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
-            None => ledger::open_connection(&self.ledger_path)?,
+            None => {
+                let c = ledger::open_connection(&self.ledger_path)?;
+                // Lookups touch a few index pages; a small cache keeps 64 benches' readers cheap.
+                c.pragma_update(None, "cache_size", -256).map_err(ledger::LedgerError::sql("set cache size"))?;
+                c
+            }
         };
         let out = f(&conn);
         self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
