@@ -203,3 +203,51 @@ fn a_port_that_goes_away_is_reopened_and_serves_again() {
     assert!(daemon.line(5).contains("DEV-AFTER"));
     assert_eq!(daemon.stop(), 0);
 }
+
+#[test]
+fn sigterm_mid_run_exits_zero_and_every_chain_a_device_holds_has_its_row() {
+    let (st, pairs) = station_with_benches(4, "shutdown_grace_secs = 10");
+    let daemon = serve(&st, &pairs);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = pairs
+        .iter()
+        .enumerate()
+        .map(|(b, p)| {
+            let (path, stop) = (p.device_end.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut dev = Device::open(&path);
+                let mut held = Vec::new();
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    dev.send(&hello(Some(&format!("TERM-{b}-{i:04}"))));
+                    let Some(Message::Welcome(_)) = dev.try_recv(3) else { break };
+                    let (_k, csr) = device_csr(None);
+                    dev.send(&Message::Csr(Csr { der: csr }));
+                    let Some(Message::Chain(c)) = dev.try_recv(3) else { break };
+                    held.push(c.clone()); // the device holds this chain from now on
+                    dev.send(&Message::Stored(Stored { sha256: c.sha256.clone() }));
+                    if !matches!(dev.try_recv(3), Some(Message::Done(_))) {
+                        break;
+                    }
+                }
+                held
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(daemon.stop(), 0, "SIGTERM mid-run exits 0");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let held: Vec<_> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert!(held.len() >= 8, "the run was under way: {} chains", held.len());
+    let db = st.file("station.db");
+    for c in &held {
+        let der = pem::parse_many(c.chain.as_bytes()).unwrap().remove(0).into_contents();
+        let row = sqlite(&db, &format!("SELECT cert_id FROM issuances WHERE serial = '{}'", c.serial));
+        assert_eq!(row, station::pki::sha256_hex(&der), "{}: a chain without its durable row", c.serial);
+    }
+    st.run(&["audit", "verify"]).ok();
+    let cps = sqlite(&db, "SELECT COUNT(*) FROM checkpoints");
+    assert_eq!(cps, "1", "a checkpoint is signed at shutdown");
+}
