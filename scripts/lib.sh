@@ -7,7 +7,7 @@ export REPO
 log() { printf '%s\n' "$*" >&2; }
 
 # Debian packages: the HSM, PKCS#11 tools, the verifier, ptys, the MQTT broker.
-STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 socat mosquitto mosquitto-clients libengine-pkcs11-openssl)
+STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 socat mosquitto mosquitto-clients libengine-pkcs11-openssl python3-venv)
 
 ensure_packages() {
   local missing=()

@@ -251,3 +251,26 @@ fn sigterm_mid_run_exits_zero_and_every_chain_a_device_holds_has_its_row() {
     let cps = sqlite(&db, "SELECT COUNT(*) FROM checkpoints");
     assert_eq!(cps, "1", "a checkpoint is signed at shutdown");
 }
+
+#[test]
+fn with_a_serial_in_hello_the_csr_cn_may_be_anything_and_model_and_firmware_are_recorded() {
+    let (st, pairs) = station_with_benches(1, "");
+    let daemon = serve(&st, &pairs);
+    let mut dev = Device::open(&pairs[0].device_end);
+    dev.send(&hello(Some("DEV-CN")));
+    dev.recv(10);
+    let (_k, csr) = device_csr(Some("acme-sensor-v2"));
+    dev.send(&Message::Csr(Csr { der: csr }));
+    let Message::Chain(c) = dev.recv(10) else { panic!("expected CHAIN") };
+    assert_eq!(c.serial, "DEV-CN");
+    dev.send(&Message::Stored(Stored { sha256: c.sha256 }));
+    assert!(matches!(dev.recv(10), Message::Done(_)));
+    daemon.line(5);
+    assert_eq!(daemon.stop(), 0);
+    let detail = sqlite(&st.file("station.db"), "SELECT detail FROM events WHERE kind = 'issued'");
+    let v: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!((v["device_model"].as_str(), v["device_firmware"].as_str()), (Some("test-rig"), Some("1.0")));
+    let status = st.run(&["status"]).ok().json();
+    assert_eq!(status["benches"][0]["confirmed"], 1);
+    assert_eq!(status["benches"][0]["last_serial"], "DEV-CN");
+}

@@ -52,6 +52,7 @@ pub fn check(
     ledger: &Ledger,
     heads: &HashMap<i64, String>,
     chain_len: i64,
+    chain_intact: bool,
     state_dir: &Path,
     findings: &mut Vec<Finding>,
 ) -> Result<usize> {
@@ -83,7 +84,9 @@ pub fn check(
                 problem: "its signature does not verify under the CA's certificate: it was forged or altered".into(),
             });
         }
-        if let Some(problem) = covered(cp.seq, &cp.head_hash, heads, chain_len)
+        // A broken chain is reported as such; "behind the checkpoint" would only repeat it.
+        if chain_intact
+            && let Some(problem) = covered(cp.seq, &cp.head_hash, heads, chain_len)
             && first_behind.is_none()
         {
             first_behind =
@@ -92,7 +95,9 @@ pub fn check(
     }
     findings.extend(first_forged);
     findings.extend(first_behind);
-    check_witness(state_dir, &cps, heads, chain_len, findings);
+    if chain_intact {
+        check_witness(state_dir, &cps, heads, chain_len, findings);
+    }
     Ok(cps.len())
 }
 

@@ -64,7 +64,8 @@ pub fn verify(
     let rows = check_rows(ledger, &mut findings, &mut progress)?;
     consistency::duplicates(ledger, &mut findings)?;
     consistency::cas(ledger, hsm, &mut findings)?;
-    let checkpoints = checkpoint::check(ledger, &heads, chain.events, state_dir, &mut findings)?;
+    let intact = chain.first_bad.is_none();
+    let checkpoints = checkpoint::check(ledger, &heads, chain.events, intact, state_dir, &mut findings)?;
     Ok(VerifyReport {
         events: chain.events,
         issuances: rows,

@@ -33,6 +33,8 @@ enum State {
 struct Device {
     started: Instant,
     hello_serial: Option<String>,
+    model: String,
+    firmware: String,
     reservation: Option<ReservationGuard>,
     issued: Option<Issued>,
 }
@@ -125,7 +127,7 @@ impl<'a> Session<'a> {
         };
         self.frame_errors = 0;
         match (msg, &self.state) {
-            (Message::Hello(h), _) => self.hello(port, h.serial),
+            (Message::Hello(h), _) => self.hello(port, h.serial, h.model, h.firmware),
             (Message::Csr(c), State::AwaitCsr(_) | State::AwaitStored(_)) => self.csr(port, c.der),
             (Message::Stored(s), State::AwaitStored(_)) => self.stored(port, &s.sha256),
             (Message::Error(e), _) if codes::is_frame_level(&e.code) => match self.last_sent.clone() {
@@ -154,7 +156,13 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn hello(&mut self, port: &mut dyn Port, serial: Option<String>) -> io::Result<()> {
+    fn hello(
+        &mut self,
+        port: &mut dyn Port,
+        serial: Option<String>,
+        model: String,
+        firmware: String,
+    ) -> io::Result<()> {
         self.device = None; // a HELLO always starts a new session; an abandoned attempt needs no line
         if self.shared.stopping.load(Ordering::Relaxed) {
             self.state = State::Idle;
@@ -164,7 +172,8 @@ impl<'a> Session<'a> {
             );
         }
         let engine = &self.shared.engine;
-        let mut device = Device { started: Instant::now(), hello_serial: serial, reservation: None, issued: None };
+        let mut device =
+            Device { started: Instant::now(), hello_serial: serial, model, firmware, reservation: None, issued: None };
         let welcome_serial = match engine.policy().source {
             SerialSource::Device => device.hello_serial.clone(),
             SerialSource::Station => match engine.reserve() {
@@ -199,6 +208,10 @@ impl<'a> Session<'a> {
             bench: self.bench.to_string(),
             operator: String::new(),
             reissue: None,
+            // HELLO's serial is the device's identity; the CSR's CN may be anything (e.g. the model).
+            ignore_cn: device.hello_serial.is_some(),
+            device_model: device.model.clone(),
+            device_firmware: device.firmware.clone(),
         };
         let issued = match self.shared.engine.issue(&req) {
             Ok(i) => i,

@@ -89,7 +89,12 @@ pub fn import(hsm: &Arc<Hsm>, ledger: &mut Ledger, name: &str, cert: &[u8], chai
 /// The signing key and stored row of a CA that has a certificate.
 pub fn signing_key(hsm: &Arc<Hsm>, row: &CaRow) -> Result<HsmKey> {
     if row.cert_der.is_none() {
-        return Err(CaError::NotPending { name: row.name.clone(), state: row.state.as_str() }.into());
+        return Err(CaError::WrongState {
+            name: row.name.clone(),
+            state: row.state.as_str(),
+            wanted: "imported (ready or active)",
+        }
+        .into());
     }
     Ok(HsmKey::open(hsm, &row.key_uri.parse::<KeyUri>()?)?)
 }

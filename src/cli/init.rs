@@ -142,7 +142,7 @@ fn config_text(id: &str, module: &Path, label: &str, soft: bool) -> String {
          [ca]\nkey_type = \"ec-p256\"\nsubject = \"CN={{name}},O=Station Demo,C=DE\"\ndays = 3650\n\n\
          [ledger]\npath = \"station.db\"\ngroup_commit_max = 64\n\n\
          [policy]\norganization = \"Station Demo\"\ncountry = \"DE\"\nkey_types = [\"ec-p256\", \"ec-p384\", \"rsa-2048\", \"rsa-3072\", \"rsa-4096\"]\n\
-         days = 3650\nserial_source = \"device\"\nserial_pattern = \"[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}\"\n",
+         days = 3650\nserial_source = \"device\"\nserial_pattern = \"[A-Za-z0-9][A-Za-z0-9.:-]{{0,63}}\"\n",
         module.display()
     )
 }

@@ -43,6 +43,7 @@ pub fn run(cli: &Cli, a: &IssueArgs) -> Result<Box<dyn Report>> {
         bench: a.bench.clone(),
         operator: a.operator.clone(),
         reissue: if a.reissue { a.reason.clone() } else { None },
+        ..Default::default()
     };
     let result = engine.issue(&req).and_then(|issued| {
         // The row is durable; only now does the chain leave the station.

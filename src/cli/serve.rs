@@ -125,6 +125,9 @@ fn parse_benches(specs: &[String]) -> Result<Vec<BenchSection>> {
         }
         out.push(BenchSection { name: name.into(), port: path.into(), baud });
     }
+    crate::config::check_bench_list(&out).map_err(|(field, problem, fix)| {
+        Error::usage("serve-bench-invalid", format!("--bench: {} {problem}", field.trim_start_matches("bench.")), fix)
+    })?;
     Ok(out)
 }
 

@@ -44,24 +44,8 @@ pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
 }
 
 fn check_benches(cfg: &Config, bad: &dyn Fn(&str, String, &str) -> Result<(), ConfigError>) -> Result<(), ConfigError> {
-    let mut names = std::collections::HashSet::new();
-    for b in &cfg.benches {
-        if b.name.is_empty()
-            || b.name.len() > 32
-            || !b.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return bad("bench.name", format!("is {:?}", b.name), "use 1-32 characters from A-Z a-z 0-9 - _ .");
-        }
-        if !names.insert(&b.name) {
-            return bad("bench.name", format!("{:?} is used twice", b.name), "give every bench its own name");
-        }
-        if !(300..=4_000_000).contains(&b.baud) {
-            return bad(
-                "bench.baud",
-                format!("is {} for bench {}", b.baud, b.name),
-                "use a serial rate such as 115200",
-            );
-        }
+    if let Err((field, problem, fix)) = check_bench_list(&cfg.benches) {
+        return bad(field, problem, fix);
     }
     let s = &cfg.serve;
     for (field, v) in [
@@ -72,6 +56,12 @@ fn check_benches(cfg: &Config, bad: &dyn Fn(&str, String, &str) -> Result<(), Co
         if !(1..=3600).contains(&v) {
             return bad(field, format!("is {v}"), "use 1 to 3600 seconds");
         }
+    }
+    if !(1..=3600).contains(&s.shutdown_grace_secs) {
+        return bad("serve.shutdown_grace_secs", format!("is {}", s.shutdown_grace_secs), "use 1 to 3600 seconds");
+    }
+    if !(100..=600_000).contains(&s.reopen_backoff_max_ms) {
+        return bad("serve.reopen_backoff_max_ms", format!("is {}", s.reopen_backoff_max_ms), "use 100 to 600000");
     }
     if s.max_frame_errors == 0 {
         return bad("serve.max_frame_errors", "is 0".into(), "use 1 or more (3 is the protocol default)");
@@ -122,6 +112,30 @@ fn check_policy(cfg: &Config, bad: &dyn Fn(&str, String, &str) -> Result<(), Con
     }
     if p.serial_prefix.len() > 32 || p.serial_prefix.chars().any(|c| c.is_control() || c == ',') {
         return bad("policy.serial_prefix", format!("is {:?}", p.serial_prefix), "use up to 32 printable characters");
+    }
+    Ok(())
+}
+
+/// Checks benches from `[[bench]]` or `--bench`: names unique and tidy, rates plausible.
+pub fn check_bench_list(benches: &[super::BenchSection]) -> Result<(), (&'static str, String, &'static str)> {
+    let mut names = std::collections::HashSet::new();
+    for b in benches {
+        if b.name.is_empty()
+            || b.name.len() > 32
+            || !b.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(("bench.name", format!("is {:?}", b.name), "use 1-32 characters from A-Z a-z 0-9 - _ ."));
+        }
+        if !names.insert(&b.name) {
+            return Err(("bench.name", format!("{:?} is used twice", b.name), "give every bench its own name"));
+        }
+        if !(300..=4_000_000).contains(&b.baud) {
+            return Err((
+                "bench.baud",
+                format!("is {} for bench {}", b.baud, b.name),
+                "use a serial rate such as 115200",
+            ));
+        }
     }
     Ok(())
 }

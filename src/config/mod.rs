@@ -2,6 +2,7 @@
 //! then resolved (relative paths made absolute against the file's own folder).
 
 mod check;
+pub use check::check_bench_list;
 mod model;
 mod serve;
 

@@ -205,7 +205,8 @@ fn default_serial_source() -> SerialSource {
     SerialSource::Device
 }
 fn default_serial_pattern() -> String {
-    "[A-Za-z0-9][A-Za-z0-9._-]{0,63}".into()
+    // The wire protocol's serial charset (schemas/bench-protocol.md): fits X.509 PrintableString.
+    "[A-Za-z0-9][A-Za-z0-9.:-]{0,63}".into()
 }
 fn default_prefix() -> String {
     "SN-".into()

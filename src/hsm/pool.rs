@@ -42,6 +42,8 @@ impl std::fmt::Debug for Hsm {
 impl Hsm {
     /// Opens the token named in `[hsm]`, with the PIN from the environment or the pin file.
     pub fn open(cfg: &HsmSection) -> Result<Arc<Hsm>, HsmError> {
+        // The module first: a missing module is named as such, not as a PIN problem.
+        context(&cfg.module, &cfg.module_env)?;
         let pin = Pin::load(cfg.pin_file.as_deref())?;
         Self::open_with(cfg, pin)
     }

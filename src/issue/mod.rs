@@ -39,6 +39,11 @@ pub struct IssueRequest {
     pub operator: String,
     /// `Some(reason)`: replace the serial's current certificate (the device has a new key).
     pub reissue: Option<String>,
+    /// The serial came from the device's HELLO, so the CSR's CN is not a serial (it may be anything).
+    pub ignore_cn: bool,
+    /// What the device said about itself (HELLO's model and firmware), recorded with the issuance.
+    pub device_model: String,
+    pub device_firmware: String,
 }
 
 /// What happened.
@@ -183,7 +188,8 @@ impl Engine {
     }
 
     fn issue_device(&self, req: &IssueRequest, csr: &DeviceCsr, ca: &ActiveCa) -> Result<Issued> {
-        let serial = self.device_serial(req.serial.as_deref(), csr.cn.as_deref())?;
+        let cn = if req.ignore_cn { None } else { csr.cn.as_deref() };
+        let serial = self.device_serial(req.serial.as_deref(), cn)?;
         let (by_serial, by_key) = self.with_reader(|c| {
             Ok((issuances::current_by_serial(c, &serial)?, issuances::current_by_key(c, &csr.spki_sha256)?))
         })?;
@@ -283,6 +289,8 @@ impl Engine {
             reissue,
             reservation,
             station: self.station_id.clone(),
+            device_model: req.device_model.clone(),
+            device_firmware: req.device_firmware.clone(),
         };
         match self.writer.issue(new.clone())? {
             Ok(id) => {

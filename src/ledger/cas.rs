@@ -105,7 +105,7 @@ impl Ledger {
             .map_err(LedgerError::sql("read active CA"))
     }
 
-    /// Records a new CA (and its event). With `activate`, it becomes active if no CA is.
+    /// Records a new CA and its event. A ready CA becomes active when no CA is.
     pub fn insert_ca(&mut self, row: &CaRow, event_kind: &str) -> Result<CaState, LedgerError> {
         let tx = self.conn.transaction().map_err(LedgerError::sql("begin"))?;
         let has_active: bool = tx

@@ -36,7 +36,7 @@ pub fn create(conn: &Connection, ca_name: &str, key_uri: &str, sign: Signer<'_>)
         conn.query_row("SELECT COUNT(*) FROM issuances", [], |r| r.get(0)).map_err(LedgerError::sql("count"))?;
     let at = now_text();
     let signed = message(seq, &head_hash, issuances, &at, ca_name);
-    let signature = hex::encode(sign(signed.as_bytes()).map_err(LedgerError::Corrupt)?);
+    let signature = hex::encode(sign(signed.as_bytes()).map_err(LedgerError::Signing)?);
     conn.execute(
         "INSERT INTO checkpoints (at, seq, head_hash, issuances, ca_name, key_uri, signed, signature) \
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",

@@ -32,6 +32,8 @@ pub enum LedgerError {
     Corrupt(String),
     #[error("the ledger writer has stopped")]
     WriterGone,
+    #[error("signing the checkpoint failed: {0}")]
+    Signing(String),
 }
 
 impl LedgerError {
@@ -48,9 +50,10 @@ impl Coded for LedgerError {
             LedgerError::Open { .. } => "ledger-open-failed",
             LedgerError::SchemaTooNew { .. } => "ledger-schema-too-new",
             LedgerError::Migration(_) => "ledger-migration-failed",
-            LedgerError::Sql { .. } => "ledger-write-failed",
+            LedgerError::Sql { .. } => "ledger-sql-failed",
             LedgerError::Corrupt(_) => "ledger-corrupt",
             LedgerError::WriterGone => "ledger-writer-stopped",
+            LedgerError::Signing(_) => "checkpoint-signing-failed",
         }
     }
     fn hint(&self) -> String {
@@ -65,10 +68,11 @@ impl Coded for LedgerError {
             LedgerError::SchemaTooNew { .. } => "use the station release that wrote this ledger, or a newer one".into(),
             LedgerError::Migration(_) => "restore the ledger from backup and report this".into(),
             LedgerError::Sql { .. } => {
-                "check free disk space and the file's permissions; nothing was half-written".into()
+                "check free disk space, the file's owner and mode, and that no other program holds it locked; nothing was half-written".into()
             }
             LedgerError::Corrupt(_) => "run `station audit verify` and restore from backup if it fails".into(),
             LedgerError::WriterGone => "restart the station; committed rows are safe".into(),
+            LedgerError::Signing(_) => "check the HSM (`station hsm status`); the ledger is unchanged".into(),
         }
     }
     fn exit_status(&self) -> i32 {

@@ -47,6 +47,9 @@ pub struct NewIssuance {
     /// The station-allocated number this issuance consumes.
     pub reservation: Option<i64>,
     pub station: String,
+    /// HELLO's model and firmware (empty for `station issue`); kept in the chained event.
+    pub device_model: String,
+    pub device_firmware: String,
 }
 
 pub const COLUMNS: &str = "id, serial, cert_serial, cert_der, chain_pem, spki_sha256, cert_id, ca_name, bench, \
@@ -109,6 +112,8 @@ pub fn issued_detail(id: i64, n: &NewIssuance) -> String {
         "not_after": n.not_after,
         "reissue_of": n.reissue.as_ref().map(|r| r.0),
         "reason": n.reissue.as_ref().map(|r| r.1.clone()),
+        "device_model": n.device_model,
+        "device_firmware": n.device_firmware,
     })
     .to_string()
 }

@@ -34,7 +34,15 @@ pub fn parse_dn(input: &str) -> Result<DistinguishedName, PkiError> {
             "SERIALNUMBER" => DnType::CustomDnType(vec![2, 5, 4, 5]),
             other => return Err(bad(format!("unknown attribute {other:?}"))),
         };
-        dn.push(ty, v);
+        match ty {
+            // X.520 wants PrintableString for these; everything else is UTF8String.
+            DnType::CountryName | DnType::CustomDnType(_) => match rcgen::string::PrintableString::try_from(v.as_str())
+            {
+                Ok(p) => dn.push(ty, rcgen::DnValue::PrintableString(p)),
+                Err(_) => dn.push(ty, v),
+            },
+            _ => dn.push(ty, v),
+        }
     }
     if !has_cn {
         return Err(bad("CN is required".into()));
