@@ -7,6 +7,7 @@
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod devsim;
 pub mod error;
 pub mod hsm;
 pub mod ledger;

@@ -1,0 +1,116 @@
+//! What a careful device checks in a CHAIN before it writes it to flash.
+
+use super::{DevsimError, codes};
+use crate::pki::{certs_from_bytes, sha256_hex};
+use crate::protocol::Chain;
+use std::path::Path;
+use x509_parser::prelude::*;
+
+/// A CA certificate the device trusts, DER.
+pub(crate) struct TrustedCa {
+    pub der: Vec<u8>,
+}
+
+/// A chain the device refuses: a stable code and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal { code, message: message.into() }
+}
+
+/// Reads `--ca`: one or more PEM certificates (e.g. the old and the new CA after a rotation).
+pub(crate) fn load_cas(path: &Path) -> Result<Vec<TrustedCa>, DevsimError> {
+    let bytes = std::fs::read(path).map_err(|source| DevsimError::CaRead { path: path.to_path_buf(), source })?;
+    let invalid = |reason: String| DevsimError::CaInvalid { path: path.to_path_buf(), reason };
+    let ders = certs_from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
+    for (i, der) in ders.iter().enumerate() {
+        X509Certificate::from_der(der).map_err(|e| invalid(format!("certificate {} does not parse: {e}", i + 1)))?;
+    }
+    Ok(ders.into_iter().map(|der| TrustedCa { der }).collect())
+}
+
+/// Checks a CHAIN for this device:
+/// - `sha256` is the hash of `chain`;
+/// - the first certificate is for `own_spki` (this device's key), with CN = `chain.serial`;
+/// - `chain.serial` is the device's own serial, when it has one;
+/// - the device certificate is valid now and signed by one of `cas`, and the chain's next certificate is that very
+///   CA certificate (no mixed chain). A chain of the device certificate alone is accepted if a trusted CA signed it.
+pub(crate) fn check_chain(
+    chain: &Chain,
+    own_spki: &[u8],
+    own_serial: Option<&str>,
+    cas: &[TrustedCa],
+) -> Result<(), Refusal> {
+    let computed = sha256_hex(chain.chain.as_bytes());
+    if computed != chain.sha256 {
+        let msg = format!("CHAIN.sha256 is {} but the chain hashes to {computed}", chain.sha256);
+        return Err(refuse(codes::CHAIN_HASH_MISMATCH, msg));
+    }
+    let ders = certs_from_bytes(chain.chain.as_bytes()).map_err(|e| refuse(codes::CHAIN_UNPARSEABLE, e.to_string()))?;
+    let mut certs = Vec::with_capacity(ders.len());
+    for (i, der) in ders.iter().enumerate() {
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|e| refuse(codes::CHAIN_UNPARSEABLE, format!("certificate {} of the chain: {e}", i + 1)))?;
+        certs.push(cert);
+    }
+    let device = certs.first().ok_or_else(|| refuse(codes::CHAIN_UNPARSEABLE, "the chain holds no certificate"))?;
+    check_device_cert(device, own_spki, &chain.serial, own_serial)?;
+    check_trust(device, ders.get(1).map(Vec::as_slice), cas)
+}
+
+fn check_device_cert(
+    device: &X509Certificate<'_>,
+    own_spki: &[u8],
+    serial: &str,
+    own_serial: Option<&str>,
+) -> Result<(), Refusal> {
+    if device.public_key().raw != own_spki {
+        let msg = "the device certificate in CHAIN carries another public key than this device's";
+        return Err(refuse(codes::CHAIN_KEY_MISMATCH, msg));
+    }
+    let cn = device.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default();
+    if cn != serial {
+        let msg = format!("the device certificate's CN is {cn:?} but CHAIN.serial is {serial:?}");
+        return Err(refuse(codes::CHAIN_SERIAL_MISMATCH, msg));
+    }
+    if let Some(own) = own_serial.filter(|own| *own != serial) {
+        let msg = format!("this device's serial is {own:?} but CHAIN.serial is {serial:?}");
+        return Err(refuse(codes::CHAIN_SERIAL_MISMATCH, msg));
+    }
+    if !device.validity().is_valid() {
+        let v = device.validity();
+        let msg = format!("the device certificate is valid from {} to {}, not now", v.not_before, v.not_after);
+        return Err(refuse(codes::CHAIN_NOT_VALID_NOW, msg));
+    }
+    Ok(())
+}
+
+fn check_trust(device: &X509Certificate<'_>, chain_ca: Option<&[u8]>, cas: &[TrustedCa]) -> Result<(), Refusal> {
+    let signer = cas.iter().find(|ca| {
+        X509Certificate::from_der(&ca.der).is_ok_and(|(_, ca)| device.verify_signature(Some(ca.public_key())).is_ok())
+    });
+    let Some(signer) = signer else {
+        let msg = format!(
+            "the device certificate (issuer {}) is not signed by any of the {} CA certificate(s) in --ca",
+            device.issuer(),
+            cas.len()
+        );
+        return Err(refuse(codes::CHAIN_UNTRUSTED, msg));
+    };
+    match chain_ca {
+        None => Ok(()),
+        Some(ca) if ca == signer.der.as_slice() => Ok(()),
+        Some(ca) => {
+            let subject = X509Certificate::from_der(ca).map(|(_, c)| c.subject().to_string()).unwrap_or_default();
+            let msg = format!(
+                "the chain's CA certificate ({subject}) is not the trusted CA certificate that signed the device \
+                 certificate"
+            );
+            Err(refuse(codes::CHAIN_MIXED, msg))
+        }
+    }
+}
