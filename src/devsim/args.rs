@@ -16,7 +16,7 @@ use std::time::Duration;
 /// Exit status: 0 when every device succeeded (with --misbehave: when the station answered as the protocol
 /// requires), 1 otherwise, 2 when the run could not start (arguments, CA file, output directory, port).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "station-devsim", version, about, long_about, max_term_width = 110)]
+#[command(name = "station-devsim", version, about, long_about, max_term_width = 110, args_override_self = true)]
 pub struct DevsimArgs {
     /// The bench's serial port: a tty, or a pty slave such as /dev/pts/3.
     #[arg(long, value_name = "PATH")]
