@@ -92,6 +92,19 @@ fn frame_crc_mismatch_makes_the_device_resend_its_last_frame_unchanged() {
 }
 
 #[test]
+fn damaged_frame_from_the_station_is_answered_with_a_frame_error_and_sent_again() {
+    let ca = ca("Test CA");
+    let mut bench = Bench::new(Script { damage_first_welcome: true, ..Script::new(&ca) }, &[&ca]);
+    let run = bench.run(&["--serial", "SN-12"]);
+    let log = bench.stop();
+    run.assert_ok();
+    assert_eq!(log.device_errors(), ["frame-crc-mismatch"], "the device asks for the WELCOME again");
+    assert_eq!(log.count("HELLO"), 1);
+    assert_eq!(run.device(0)["codes_seen"], serde_json::json!(["frame-crc-mismatch"]));
+    assert_stored(&bench, "SN-12", &log);
+}
+
+#[test]
 fn retryable_error_restarts_from_hello_with_the_same_key() {
     let ca = ca("Test CA");
     let script = Script { retryable_error_on_csr: Some("hsm-unavailable"), ..Script::new(&ca) };

@@ -90,7 +90,8 @@ pub(crate) struct Device<'a> {
 /// Runs device number `index` (1-based) to the end and reports it.
 pub(crate) fn run_one(args: &DevsimArgs, cas: &[TrustedCa], wire: &mut Wire, index: u32) -> DeviceReport {
     let own_serial = args.serial_for(index);
-    let span = tracing::info_span!("device", index, serial = tracing::field::Empty);
+    // At ERROR level so that the span, and its `serial` field, is on every event the filter lets through.
+    let span = tracing::error_span!("device", index, serial = tracing::field::Empty);
     if let Some(serial) = &own_serial {
         span.record("serial", serial.as_str());
     }
@@ -169,8 +170,9 @@ impl Device<'_> {
                 format!("the station accepts {} but this device has an {kind} key", welcome.key_types.join(", "));
             return Err(Stop::Fail(self.refuse(codes::NO_ACCEPTABLE_KEY_TYPE, message, false)));
         }
-        if self.trace.serial.is_none() {
-            self.trace.serial.clone_from(&welcome.serial);
+        if let Some(serial) = welcome.serial.as_deref().filter(|_| self.trace.serial.is_none()) {
+            tracing::Span::current().record("serial", serial);
+            self.trace.serial = Some(serial.to_string());
         }
         Ok(welcome)
     }

@@ -114,3 +114,79 @@ fn check_trust(device: &X509Certificate<'_>, chain_ca: Option<&[u8]>, cas: &[Tru
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devsim::args::KeyTypeArg;
+    use crate::devsim::keys::DeviceKey;
+    use crate::pki::cert_pem;
+    use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+    struct Fixture {
+        ca: CertifiedIssuer<'static, KeyPair>,
+        device: DeviceKey,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("CA key");
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.distinguished_name.push(DnType::CommonName, "Unit CA");
+            params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let ca = CertifiedIssuer::self_signed(params, key).expect("CA");
+            Fixture { ca, device: DeviceKey::generate(KeyTypeArg::EcP256).expect("device key") }
+        }
+
+        fn trusted(&self) -> Vec<TrustedCa> {
+            vec![TrustedCa { der: self.ca.der().to_vec() }]
+        }
+
+        /// A chain for the device key with CN = `cn`, with or without the CA certificate.
+        fn chain(&self, serial: &str, cn: &str, with_ca: bool) -> Chain {
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.distinguished_name.push(DnType::CommonName, cn);
+            let spki = rcgen::SubjectPublicKeyInfo::from_der(&self.device.spki_der()).expect("spki");
+            let cert = params.signed_by(&spki, &self.ca).expect("signed");
+            let mut text = cert_pem(cert.der());
+            if with_ca {
+                text.push_str(&cert_pem(self.ca.der()));
+            }
+            Chain { serial: serial.into(), sha256: sha256_hex(text.as_bytes()), chain: text }
+        }
+
+        fn check(&self, chain: &Chain, own_serial: Option<&str>) -> Result<(), &'static str> {
+            check_chain(chain, &self.device.spki_der(), own_serial, &self.trusted()).map_err(|r| r.code)
+        }
+    }
+
+    #[test]
+    fn a_chain_for_this_key_under_a_trusted_ca_is_accepted_with_or_without_the_ca_cert() {
+        let f = Fixture::new();
+        assert_eq!(f.check(&f.chain("SN-1", "SN-1", true), Some("SN-1")), Ok(()));
+        assert_eq!(f.check(&f.chain("SN-1", "SN-1", false), None), Ok(()));
+    }
+
+    #[test]
+    fn a_hash_that_does_not_match_the_chain_is_refused() {
+        let f = Fixture::new();
+        let mut chain = f.chain("SN-1", "SN-1", true);
+        chain.sha256 = "0".repeat(64);
+        assert_eq!(f.check(&chain, None), Err(codes::CHAIN_HASH_MISMATCH));
+    }
+
+    #[test]
+    fn a_cn_other_than_the_serial_or_another_serial_than_the_devices_own_is_refused() {
+        let f = Fixture::new();
+        assert_eq!(f.check(&f.chain("SN-1", "SN-2", true), None), Err(codes::CHAIN_SERIAL_MISMATCH));
+        assert_eq!(f.check(&f.chain("SN-1", "SN-1", true), Some("SN-9")), Err(codes::CHAIN_SERIAL_MISMATCH));
+    }
+
+    #[test]
+    fn text_that_is_not_pem_certificates_is_unparseable() {
+        let f = Fixture::new();
+        let text = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_string();
+        let chain = Chain { serial: "SN-1".into(), sha256: sha256_hex(text.as_bytes()), chain: text };
+        assert_eq!(f.check(&chain, None), Err(codes::CHAIN_UNPARSEABLE));
+    }
+}

@@ -49,6 +49,8 @@ pub struct Script {
     pub wrong_key: bool,
     /// Skip the CSR signature check (a broken station).
     pub accept_bad_signatures: bool,
+    /// Damage one byte of the first WELCOME on the wire (the frame kept for a re-send stays intact).
+    pub damage_first_welcome: bool,
     /// Never answer anything.
     pub silent: bool,
     pub csr_timeout: Duration,
@@ -64,6 +66,7 @@ impl Script {
             retryable_error_on_csr: None,
             wrong_key: false,
             accept_bad_signatures: false,
+            damage_first_welcome: false,
             silent: false,
             csr_timeout: Duration::from_secs(30),
         }
@@ -341,9 +344,14 @@ impl Station {
 
     fn send(&mut self, msg: Message) {
         let frame = encode(&msg).expect("the scripted station encodes");
+        let damage = matches!(msg, Message::Welcome(_)) && std::mem::take(&mut self.script.damage_first_welcome);
         self.log.sent.push(msg);
         self.last_sent = frame.clone();
-        self.write(&frame);
+        let mut wire = frame;
+        if damage {
+            wire[20] ^= 0x02;
+        }
+        self.write(&wire);
     }
 
     fn write(&mut self, frame: &[u8]) {
