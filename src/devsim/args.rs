@@ -1,4 +1,7 @@
 //! The command line of `station-devsim`, and the checks clap cannot express.
+//!
+//! The doc comments below are also the `--help` text, so they say DIR/<serial>/ plainly rather than as code.
+#![allow(rustdoc::invalid_html_tags)]
 
 use super::DevsimError;
 use crate::cli::LogFormat;

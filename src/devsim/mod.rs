@@ -13,14 +13,14 @@
 //! - one `--reply-timeout` for every answer, instead of the recommended 5 s / 30 s / 10 s per step;
 //! - no WELCOME within the timeout counts as a failed session (the spec says "send HELLO again, forever"), so that a
 //!   run against a dead port ends;
-//! - the key is written with the chain (DIR/<serial>/ needs the serial, which an allocated device learns late); until
+//! - the key is written with the chain (`DIR/<serial>/` needs the serial, which an allocated device learns late); until
 //!   then it lives in memory, which is as durable as a simulator needs;
 //! - a retry with the same key that gets a different chain fails the device (`chain-not-idempotent`): the spec says
 //!   the station must send the identical chain, and the simulator is there to check the station.
 //!
-//! Layout: [`args`] (command line) → [`wire`] (port, throttle, corruption, frames) → [`device`] (one device's
-//! session, with retries) or [`misbehave`] (the hostile modes) → [`verify`] (chain checks) and [`store`] (files) →
-//! [`report`] (text and JSON).
+//! Layout: `args` (command line) → `wire` (port, throttle, corruption, frames) → `device` (one device's session, with
+//! retries) or `misbehave` (the hostile modes) → `verify` (chain checks) and `store` (files) → `report` (text and
+//! JSON).
 
 pub mod args;
 mod device;

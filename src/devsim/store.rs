@@ -1,4 +1,4 @@
-//! The device's "flash": DIR/<serial>/deviceCert.key and DIR/<serial>/deviceCertAndCACert.crt (the seeds' names),
+//! The device's "flash": `DIR/<serial>/deviceCert.key` and `DIR/<serial>/deviceCertAndCACert.crt` (the seeds' names),
 //! each written atomically (temp file, fsync, rename, fsync of the directory).
 
 use crate::pki::sha256_hex;
