@@ -35,7 +35,8 @@ pub(crate) fn load_cas(path: &Path) -> Result<Vec<TrustedCa>, DevsimError> {
 
 /// Checks a CHAIN for this device:
 /// - `sha256` is the hash of `chain`;
-/// - the first certificate is for `own_spki` (this device's key), with CN = `chain.serial`;
+/// - the first certificate is for `own_spki` (this device's key), with CN = `chain.serial` (and serialNumber too, if
+///   the subject has that attribute);
 /// - `chain.serial` is the device's own serial, when it has one;
 /// - the device certificate is valid now and signed by one of `cas`, and the chain's next certificate is that very
 ///   CA certificate (no mixed chain). A chain of the device certificate alone is accepted if a trusted CA signed it.
@@ -72,9 +73,16 @@ fn check_device_cert(
         let msg = "the device certificate in CHAIN carries another public key than this device's";
         return Err(refuse(codes::CHAIN_KEY_MISMATCH, msg));
     }
+    // CN is what brokers take as the identity (mosquitto's use_identity_as_username); the spec also puts the serial
+    // in the subject's serialNumber attribute, which must agree when present.
     let cn = device.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default();
     if cn != serial {
         let msg = format!("the device certificate's CN is {cn:?} but CHAIN.serial is {serial:?}");
+        return Err(refuse(codes::CHAIN_SERIAL_MISMATCH, msg));
+    }
+    let attr = device.subject().iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER).next();
+    if let Some(attr) = attr.map(|a| a.as_str().unwrap_or_default()).filter(|a| *a != serial) {
+        let msg = format!("the device certificate's serialNumber is {attr:?} but CHAIN.serial is {serial:?}");
         return Err(refuse(codes::CHAIN_SERIAL_MISMATCH, msg));
     }
     if let Some(own) = own_serial.filter(|own| *own != serial) {
@@ -144,8 +152,15 @@ mod tests {
 
         /// A chain for the device key with CN = `cn`, with or without the CA certificate.
         fn chain(&self, serial: &str, cn: &str, with_ca: bool) -> Chain {
+            self.chain_with(serial, cn, None, with_ca)
+        }
+
+        fn chain_with(&self, serial: &str, cn: &str, serial_number: Option<&str>, with_ca: bool) -> Chain {
             let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
             params.distinguished_name.push(DnType::CommonName, cn);
+            if let Some(sn) = serial_number {
+                params.distinguished_name.push(DnType::CustomDnType(vec![2, 5, 4, 5]), sn);
+            }
             let spki = rcgen::SubjectPublicKeyInfo::from_der(&self.device.spki_der()).expect("spki");
             let cert = params.signed_by(&spki, &self.ca).expect("signed");
             let mut text = cert_pem(cert.der());
@@ -180,6 +195,9 @@ mod tests {
         let f = Fixture::new();
         assert_eq!(f.check(&f.chain("SN-1", "SN-2", true), None), Err(codes::CHAIN_SERIAL_MISMATCH));
         assert_eq!(f.check(&f.chain("SN-1", "SN-1", true), Some("SN-9")), Err(codes::CHAIN_SERIAL_MISMATCH));
+        let other_attr = f.chain_with("SN-1", "SN-1", Some("SN-2"), true);
+        assert_eq!(f.check(&other_attr, None), Err(codes::CHAIN_SERIAL_MISMATCH));
+        assert_eq!(f.check(&f.chain_with("SN-1", "SN-1", Some("SN-1"), true), None), Ok(()));
     }
 
     #[test]
