@@ -9,6 +9,7 @@ pub mod bench;
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod devsim;
 pub mod error;
 pub mod hsm;
 pub mod issue;

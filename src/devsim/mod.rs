@@ -1,0 +1,165 @@
+//! `station-devsim`: a simulated device on a bench's serial port, speaking the bench protocol
+//! (schemas/bench-protocol.md) to the station, as real provisioning firmware would.
+//!
+//! One run is one bench: `--count` devices, one after another, on the same port. Each device generates its key in
+//! software, sends HELLO and a CSR, checks the CHAIN against the CAs it trusts (`--ca`), writes
+//! `DIR/<serial>/deviceCert.key` and `DIR/<serial>/deviceCertAndCACert.crt`, and confirms with STORED.
+//!
+//! Faults, for testing the station: `--line-rate` (wire time, since ptys ignore baud), `--corrupt` (bit flips in
+//! outgoing bytes, recovered by the protocol's re-send and restart rules) and `--misbehave` (hostile devices; the run
+//! then succeeds when the station answered as the spec requires).
+//!
+//! Where the simulated device departs from the device side of the spec (section 5), on purpose:
+//! - one `--reply-timeout` for every answer, instead of the recommended 5 s / 30 s / 10 s per step;
+//! - no WELCOME within the timeout counts as a failed session (the spec says "send HELLO again, forever"), so that a
+//!   run against a dead port ends;
+//! - the key is written with the chain (`DIR/<serial>/` needs the serial, which an allocated device learns late); until
+//!   then it lives in memory, which is as durable as a simulator needs;
+//! - a retry with the same key that gets a different chain fails the device (`chain-not-idempotent`): the spec says
+//!   the station must send the identical chain, and the simulator is there to check the station.
+//!
+//! Layout: `args` (command line) → `wire` (port, throttle, corruption, frames) → `device` (one device's session, with
+//! retries) or `misbehave` (the hostile modes) → `verify` (chain checks) and `store` (files) → `report` (text and
+//! JSON).
+
+pub mod args;
+mod device;
+mod keys;
+mod misbehave;
+pub mod report;
+mod store;
+mod verify;
+mod wire;
+
+pub use args::{DevsimArgs, DisconnectPoint, KeyTypeArg, Misbehave};
+pub use report::{DeviceReport, RunReport};
+
+use crate::error::Coded;
+use std::path::PathBuf;
+
+/// The stable codes a device can end with, besides the station's own ERROR codes, which are reported verbatim.
+pub mod codes {
+    /// No answer from the station within `--reply-timeout`.
+    pub const REPLY_TIMEOUT: &str = "reply-timeout";
+    /// The port failed (read or write error, or it vanished).
+    pub const PORT_IO: &str = "port-io";
+    /// The device could not make its key or CSR.
+    pub const KEY_GENERATION_FAILED: &str = "key-generation-failed";
+    /// WELCOME listed no key type this device has.
+    pub const NO_ACCEPTABLE_KEY_TYPE: &str = "no-acceptable-key-type";
+    /// The CHAIN is not PEM certificates that parse.
+    pub const CHAIN_UNPARSEABLE: &str = "chain-unparseable";
+    /// CHAIN.sha256 is not the SHA-256 of CHAIN.chain.
+    pub const CHAIN_HASH_MISMATCH: &str = "chain-hash-mismatch";
+    /// The device certificate is not for this device's key.
+    pub const CHAIN_KEY_MISMATCH: &str = "chain-key-mismatch";
+    /// The device certificate's CN is not CHAIN.serial, or CHAIN.serial is not the device's own serial.
+    pub const CHAIN_SERIAL_MISMATCH: &str = "chain-serial-mismatch";
+    /// The device certificate is not signed by any CA in `--ca`.
+    pub const CHAIN_UNTRUSTED: &str = "chain-untrusted";
+    /// The chain's CA certificate is not the `--ca` certificate that signed the device certificate.
+    pub const CHAIN_MIXED: &str = "chain-mixed";
+    /// The device certificate is outside its validity period.
+    pub const CHAIN_NOT_VALID_NOW: &str = "chain-not-valid-now";
+    /// A retry with the same key got a different chain (the spec requires the identical one).
+    pub const CHAIN_NOT_IDEMPOTENT: &str = "chain-not-idempotent";
+    /// Writing or reading back the files failed.
+    pub const FLASH_WRITE_FAILED: &str = "flash-write-failed";
+    /// DONE named another serial than CHAIN.
+    pub const DONE_SERIAL_MISMATCH: &str = "done-serial-mismatch";
+    /// `--misbehave`: the station answered noise that the spec says it must drop silently.
+    pub const STATION_ANSWERED_NOISE: &str = "station-answered-noise";
+    /// `--misbehave`: the station did not answer with the ERROR the spec requires.
+    pub const EXPECTED_ERROR_MISSING: &str = "expected-error-missing";
+    /// `--misbehave bad-csr`: the station issued a chain for a CSR whose signature is broken.
+    pub const STATION_ACCEPTED_BAD_CSR: &str = "station-accepted-bad-csr";
+}
+
+/// Why a run could not start. Per-device failures are not errors: they are in the [`RunReport`].
+#[derive(Debug, thiserror::Error)]
+pub enum DevsimError {
+    #[error("{message}")]
+    Usage { code: &'static str, message: String, hint: String },
+    #[error("cannot read the CA file {path}: {source}")]
+    CaRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no usable CA certificate: {reason}")]
+    CaInvalid { path: PathBuf, reason: String },
+    #[error("cannot create the output directory {path}: {source}")]
+    OutDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the port {path}: {source}")]
+    PortOpen {
+        path: PathBuf,
+        #[source]
+        source: serialport::Error,
+    },
+}
+
+impl DevsimError {
+    pub(crate) fn usage(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        DevsimError::Usage { code, message: message.into(), hint: hint.into() }
+    }
+}
+
+/// Exit statuses of `station-devsim`.
+pub mod exit {
+    /// Every device succeeded (with `--misbehave`: the station behaved as the spec requires).
+    pub const OK: i32 = 0;
+    /// At least one device failed (or the station misbehaved).
+    pub const FAILED: i32 = 1;
+    /// The run could not start: bad arguments, an unreadable CA file or output directory, a port that won't open.
+    pub const USAGE: i32 = 2;
+}
+
+impl Coded for DevsimError {
+    fn code(&self) -> &'static str {
+        match self {
+            DevsimError::Usage { code, .. } => code,
+            DevsimError::CaRead { .. } => "ca-unreadable",
+            DevsimError::CaInvalid { .. } => "ca-invalid",
+            DevsimError::OutDir { .. } => "out-dir-unwritable",
+            DevsimError::PortOpen { .. } => "port-open-failed",
+        }
+    }
+    fn hint(&self) -> String {
+        match self {
+            DevsimError::Usage { hint, .. } => hint.clone(),
+            DevsimError::CaRead { .. } | DevsimError::CaInvalid { .. } => {
+                "give --ca a PEM file with the station's CA certificate(s), e.g. from `station ca show --pem`".into()
+            }
+            DevsimError::OutDir { .. } => "give --out a directory this user can create and write".into(),
+            DevsimError::PortOpen { .. } => {
+                "check the path (a tty such as /dev/ttyUSB0 or a pty slave such as /dev/pts/3) and that no other \
+                 program holds it open"
+                    .into()
+            }
+        }
+    }
+    fn exit_status(&self) -> i32 {
+        exit::USAGE
+    }
+}
+
+/// Runs the simulated devices. `on_device` sees each device's report as soon as it is done (for live output).
+pub fn run(args: &DevsimArgs, on_device: &mut dyn FnMut(&DeviceReport)) -> Result<RunReport, DevsimError> {
+    args.validate()?;
+    let cas = verify::load_cas(&args.ca)?;
+    std::fs::create_dir_all(&args.out).map_err(|source| DevsimError::OutDir { path: args.out.clone(), source })?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let mut wire = wire::Wire::open(args, seed)?;
+    let mut run = RunReport::new(args, seed);
+    for index in 1..=args.count {
+        let report = device::run_one(args, &cas, &mut wire, index);
+        on_device(&report);
+        run.devices.push(report);
+    }
+    run.finish();
+    Ok(run)
+}

@@ -1,0 +1,239 @@
+//! The device's end of the serial line: open and reopen the port, write frames at the simulated line rate with the
+//! simulated bit errors, and read frames with a deadline.
+//!
+//! Blocking I/O with short read timeouts, in the caller's thread. ptys ignore the baud rate, so `--line-rate` is
+//! modelled here: each chunk is written only once the wire time of everything before it, and of itself, has passed
+//! (8N1: 10 bits a byte). A receiver therefore sees the last byte of a frame no sooner than a real UART would deliver
+//! it.
+
+use super::DevsimError;
+use super::args::DevsimArgs;
+use crate::protocol::{Decoder, FrameError, Message, encode};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serialport::{ClearBuffer, SerialPort, TTYPort};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How long one blocking read waits before the deadline is looked at again.
+const READ_SLICE: Duration = Duration::from_millis(20);
+/// A throttled write is split into chunks of about this much wire time.
+const CHUNK_TIME: Duration = Duration::from_millis(5);
+/// The baud rate set on the port when `--line-rate` is not given (ptys ignore it).
+const DEFAULT_BAUD: u32 = 115_200;
+
+/// What one read with a deadline produced.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A valid message.
+    Message(Message),
+    /// A frame that failed to decode (the decoder already resynchronised).
+    Bad(FrameError),
+    /// Nothing complete before the deadline.
+    Timeout,
+}
+
+/// Counters for the report. `frames_corrupted` counts frames in which at least one bit was flipped.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct WireStats {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_sent: u64,
+    pub frames_corrupted: u64,
+    pub bits_flipped: u64,
+}
+
+impl WireStats {
+    /// The counts since `before`.
+    pub fn since(&self, before: &WireStats) -> WireStats {
+        WireStats {
+            bytes_sent: self.bytes_sent - before.bytes_sent,
+            bytes_received: self.bytes_received - before.bytes_received,
+            frames_sent: self.frames_sent - before.frames_sent,
+            frames_corrupted: self.frames_corrupted - before.frames_corrupted,
+            bits_flipped: self.bits_flipped - before.bits_flipped,
+        }
+    }
+}
+
+/// The device's serial line.
+pub(crate) struct Wire {
+    path: PathBuf,
+    port: Option<TTYPort>,
+    line_rate: Option<u32>,
+    corrupt: f64,
+    write_timeout: Duration,
+    rng: StdRng,
+    decoder: Decoder,
+    /// When the simulated line finishes sending what was written so far.
+    line_free: Instant,
+    /// The last frame sent, undamaged, for a re-send after a frame-* ERROR.
+    last_frame: Vec<u8>,
+    stats: WireStats,
+}
+
+impl Wire {
+    pub fn open(args: &DevsimArgs, seed: u64) -> Result<Wire, DevsimError> {
+        let mut wire = Wire {
+            path: args.port.clone(),
+            port: None,
+            line_rate: args.line_rate,
+            corrupt: args.corrupt,
+            write_timeout: args.reply_timeout.max(Duration::from_secs(1)),
+            rng: StdRng::seed_from_u64(seed),
+            decoder: Decoder::new(),
+            line_free: Instant::now(),
+            last_frame: Vec::new(),
+            stats: WireStats::default(),
+        };
+        wire.reopen().map_err(|source| DevsimError::PortOpen { path: args.port.clone(), source })?;
+        Ok(wire)
+    }
+
+    /// Opens the port (again), dropping anything that was waiting in its input.
+    pub fn reopen(&mut self) -> Result<(), serialport::Error> {
+        self.port = None;
+        let path = self.path.to_string_lossy();
+        let builder = serialport::new(path, self.line_rate.unwrap_or(DEFAULT_BAUD)).timeout(READ_SLICE);
+        let port = TTYPort::open(&builder)?;
+        self.port = Some(port);
+        self.discard_input();
+        Ok(())
+    }
+
+    /// Closes the port, as a device that is unplugged.
+    pub fn close(&mut self) {
+        self.port = None;
+    }
+
+    /// Forgets unread input: bytes in the port's buffer and any partial or queued frame.
+    pub fn discard_input(&mut self) {
+        if let Some(port) = &self.port {
+            // Best effort: a failed flush only means stale bytes reach the decoder, which copes with them.
+            let _ = port.clear(ClearBuffer::Input);
+        }
+        self.decoder.reset();
+    }
+
+    pub fn stats(&self) -> WireStats {
+        self.stats
+    }
+
+    /// The random source for faults, seeded by `--seed`.
+    pub fn rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+
+    /// Encodes and sends one message; it becomes the frame a re-send repeats.
+    pub fn send(&mut self, msg: &Message) -> io::Result<()> {
+        let frame = encode(msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        tracing::debug!(kind = %msg.message_type(), bytes = frame.len(), "send");
+        self.last_frame = frame.clone();
+        self.transmit_frame(frame)
+    }
+
+    /// Sends the last frame again, unchanged (before any simulated damage), after a frame-* ERROR.
+    pub fn resend_last(&mut self) -> io::Result<()> {
+        tracing::debug!(bytes = self.last_frame.len(), "re-send");
+        self.transmit_frame(self.last_frame.clone())
+    }
+
+    /// Sends bytes that are not a frame of ours (noise, a hand-made frame) without damaging them further.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_throttled(bytes)
+    }
+
+    fn transmit_frame(&mut self, mut frame: Vec<u8>) -> io::Result<()> {
+        let flipped = self.damage(&mut frame);
+        self.stats.frames_sent += 1;
+        if flipped > 0 {
+            self.stats.frames_corrupted += 1;
+            self.stats.bits_flipped += flipped;
+            tracing::debug!(bits = flipped, "corrupted the outgoing frame");
+        }
+        self.write_throttled(&frame)
+    }
+
+    /// Flips one random bit in each byte with probability `--corrupt`; returns how many bits were flipped.
+    fn damage(&mut self, bytes: &mut [u8]) -> u64 {
+        if self.corrupt <= 0.0 {
+            return 0;
+        }
+        let mut flipped = 0;
+        for byte in bytes.iter_mut() {
+            if self.rng.random_bool(self.corrupt) {
+                *byte ^= 1 << self.rng.random_range(0..8u8);
+                flipped += 1;
+            }
+        }
+        flipped
+    }
+
+    fn write_throttled(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Some(baud) = self.line_rate else {
+            return self.write_all(bytes);
+        };
+        let per_byte = Duration::from_secs(10).div_f64(f64::from(baud));
+        let chunk = usize::try_from(CHUNK_TIME.as_nanos() / per_byte.as_nanos().max(1)).unwrap_or(1).max(1);
+        for piece in bytes.chunks(chunk) {
+            let start = self.line_free.max(Instant::now());
+            self.line_free = start + per_byte * u32::try_from(piece.len()).unwrap_or(u32::MAX);
+            std::thread::sleep(self.line_free.saturating_duration_since(Instant::now()));
+            self.write_all(piece)?;
+        }
+        Ok(())
+    }
+
+    fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let deadline = Instant::now() + self.write_timeout;
+        let port = self.port.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "port closed"))?;
+        while !bytes.is_empty() {
+            match port.write(bytes) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the port accepted no bytes")),
+                Ok(n) => {
+                    self.stats.bytes_sent += n as u64;
+                    bytes = &bytes[n..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && Instant::now() < deadline => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next message or frame error, or `Timeout` when nothing complete arrives before `deadline`.
+    pub fn recv(&mut self, deadline: Instant) -> io::Result<Incoming> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(frame) = self.decoder.next_frame() {
+                return Ok(match frame {
+                    Ok(msg) => {
+                        tracing::debug!(kind = %msg.message_type(), "received");
+                        Incoming::Message(msg)
+                    }
+                    Err(e) => {
+                        tracing::debug!(code = e.code(), "received a bad frame");
+                        Incoming::Bad(e)
+                    }
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Incoming::Timeout);
+            }
+            let port = self.port.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "port closed"))?;
+            port.set_timeout(READ_SLICE.min(deadline - now)).map_err(io::Error::from)?;
+            match port.read(&mut buf) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the port was closed")),
+                Ok(n) => {
+                    self.stats.bytes_received += n as u64;
+                    self.decoder.push(&buf[..n]);
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
