@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Serial benchmark: BENCHES benches on linked ptys, one station-devsim per bench at full pty speed
+# (or --line-rate BAUD), EC P-256 CA in SoftHSM, the real `station serve`. Reports certs/s for the whole
+# station, station-side latency p50/p99 (CSR received -> last byte of CHAIN written, measured by the
+# daemon), the daemon's peak RSS, and the seeds' openssl-per-device loop on the same number of devices.
+# Usage: scripts/bench-serial.sh [--benches N] [--count PER_BENCH] [--line-rate BAUD] [--seeds-devices N]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+benches=64 count=40 line_rate="" seeds=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --benches) benches="$2"; shift 2 ;;
+    --count) count="$2"; shift 2 ;;
+    --line-rate) line_rate="$2"; shift 2 ;;
+    --seeds-devices) seeds="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+devices=$((benches * count))
+seeds="${seeds:-$devices}"
+ensure_packages
+ensure_build
+BIN="$REPO/target/release"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$BIN/station" init --dir "$work/st" --station-id bench-serial >/dev/null
+"$BIN/station" -c "$work/st/station.toml" ca create --name bench-ca --key-type ec-p256 >/dev/null
+"$BIN/station" -c "$work/st/station.toml" ca show bench-ca --pem | sed -n '/BEGIN CERT/,/END CERT/p' >"$work/ca.pem"
+
+bench_args=()
+for i in $(seq 1 "$benches"); do
+  socat pty,raw,echo=0,link="$work/b$i.station" pty,raw,echo=0,link="$work/b$i.device" 2>/dev/null &
+  pids+=($!)
+  bench_args+=(--bench "b$i=$work/b$i.station")
+done
+for i in $(seq 1 "$benches"); do
+  while [ ! -e "$work/b$i.device" ] || [ ! -e "$work/b$i.station" ]; do sleep 0.01; done
+done
+
+"$BIN/station" -c "$work/st/station.toml" serve "${bench_args[@]}" --stats-out "$work/stats.json" >"$work/lines.txt" 2>"$work/serve.log" &
+serve_pid=$!
+pids+=($serve_pid)
+sleep 1
+
+rate_args=()
+[ -n "$line_rate" ] && rate_args=(--line-rate "$line_rate")
+start=$(date +%s.%N)
+sims=()
+for i in $(seq 1 "$benches"); do
+  "$BIN/station-devsim" --port "$work/b$i.device" --ca "$work/ca.pem" --out "$work/dev/$i" --count "$count" \
+    --serial-from $(( (i - 1) * count + 1 )) --serial-prefix "B$i-" "${rate_args[@]}" --json >"$work/sim$i.json" 2>/dev/null &
+  sims+=($!)
+done
+failed=0
+for p in "${sims[@]}"; do wait "$p" || failed=$((failed + 1)); done
+end=$(date +%s.%N)
+rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status")
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+
+ok=$(grep -c ' OK ' "$work/lines.txt" || true)
+wall=$(awk "BEGIN {print $end - $start}")
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+printf 'benches %d x %d devices%s: %d provisioned, %d simulator(s) failed, %.2f s\n' \
+  "$benches" "$count" "${line_rate:+ at $line_rate baud}" "$ok" "$failed" "$wall"
+printf 'whole station (simulators on the same %d cores): %.0f certs/s\n' "$(nproc)" "$(awk "BEGIN {print $ok / $wall}")"
+python3 - "$work/stats.json" "$rss_kb" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"station-side latency (CSR received -> CHAIN written): p50 {s['latency_p50_ms']:.2f} ms, p99 {s['latency_p99_ms']:.2f} ms, max {s['latency_max_ms']:.2f} ms")
+print(f"daemon peak RSS: {int(sys.argv[2]) / 1024:.1f} MiB")
+PY
+if [ -n "$line_rate" ]; then
+  python3 - "$work" "$benches" "$line_rate" <<'PY'
+import json, sys, glob, statistics
+work, benches, baud = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+per, wire = [], []
+for f in glob.glob(f"{work}/sim*.json"):
+    try:
+        r = json.load(open(f))
+    except Exception:
+        continue
+    for d in r.get("devices", []):
+        if d.get("ok"):
+            per.append(d["ms"])
+            wire.append((d["wire"]["bytes_sent"] + d["wire"]["bytes_received"]) * 10 * 1000 / baud)
+if per:
+    print(f"per device at {baud} baud: median {statistics.median(per):.0f} ms; computed wire time median {statistics.median(wire):.0f} ms")
+PY
+fi
+
+# The seeds' way on the same number of devices: openssl x509 -req + cat per device, file CA key.
+cd "$work"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout seed-ca.key -out seed-ca.pem -days 3650 -subj /CN=seed 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout d.key -out d.csr -subj /CN=dev 2>/dev/null
+s0=$(date +%s.%N)
+for i in $(seq 1 "$seeds"); do
+  openssl x509 -req -in d.csr -CA seed-ca.pem -CAkey seed-ca.key -CAcreateserial -days 365 -out "s.pem" 2>/dev/null
+  cat s.pem seed-ca.pem >"s-chain.pem"
+done
+s1=$(date +%s.%N)
+seed_rate=$(awk "BEGIN {print $seeds / ($s1 - $s0)}")
+printf "seeds' way: %.1f devices/s (%d devices)\n" "$seed_rate" "$seeds"
+printf 'ratio: %.0fx\n' "$(awk "BEGIN {print ($ok / $wall) / $seed_rate}")"

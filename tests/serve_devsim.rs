@@ -1,0 +1,180 @@
+//! Issue 4 end to end: `station serve` on linked ptys with `station-devsim` devices.
+
+mod common;
+use common::bench::*;
+use common::mqtt::Broker;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const DEVSIM: &str = env!("CARGO_BIN_EXE_station-devsim");
+
+struct Rig {
+    st: TestStation,
+    ca: PathBuf,
+    pairs: Vec<PtyPair>,
+}
+
+fn rig(benches: usize, serve_section: &str) -> (Rig, Daemon) {
+    let st = TestStation::new();
+    let ca = st.create_ca("ca-1", "ec-p256");
+    st.edit_config(|t| format!("{t}\n[serve]\n{serve_section}\n"));
+    let pairs: Vec<PtyPair> = (0..benches).map(|i| PtyPair::new(st.path(), &format!("bench-{i}"))).collect();
+    let names: Vec<String> = (0..benches).map(|i| format!("bench-{i}")).collect();
+    let refs: Vec<(&str, &Path)> =
+        names.iter().zip(&pairs).map(|(n, p)| (n.as_str(), p.station_end.as_path())).collect();
+    let daemon = Daemon::start(&st, &refs, &[]);
+    (Rig { st, ca, pairs }, daemon)
+}
+
+/// Runs one simulator on bench `b`; returns (exit status, JSON report).
+fn devsim(rig: &Rig, b: usize, out: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(DEVSIM)
+        .arg("--port")
+        .arg(&rig.pairs[b].device_end)
+        .arg("--ca")
+        .arg(&rig.ca)
+        .arg("--out")
+        .arg(out)
+        .arg("--json")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("station-devsim")
+}
+
+fn finish(child: std::process::Child) -> (i32, serde_json::Value) {
+    let o = child.wait_with_output().unwrap();
+    let v = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("devsim JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)));
+    (o.status.code().unwrap_or(-1), v)
+}
+
+fn chain_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok).map(|e| e.path().join("deviceCertAndCACert.crt")).filter(|p| p.exists()).collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn eight_benches_times_one_hundred_devices_all_verify_and_the_ledger_counts_them() {
+    let (rig, daemon) = rig(8, "");
+    let out = rig.st.file("devices");
+    let sims: Vec<_> = (0..8)
+        .map(|b| {
+            let from = (b * 100 + 1).to_string();
+            devsim(&rig, b, &out, &["--count", "100", "--serial-from", &from, "--serial-prefix", "E2E-"])
+        })
+        .collect();
+    for s in sims {
+        let (code, v) = finish(s);
+        assert_eq!((code, v["devices_ok"].as_u64()), (0, Some(100)), "{v}");
+    }
+    assert_eq!(daemon.stop(), 0);
+    let files = chain_files(&out);
+    assert_eq!(files.len(), 800);
+    let mut args: Vec<String> =
+        ["verify", "-x509_strict", "-purpose", "sslclient", "-CAfile"].map(String::from).to_vec();
+    args.push(rig.ca.display().to_string());
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, msg) = openssl(&refs);
+    assert!(ok, "{msg}");
+    assert_eq!(msg.matches(": OK").count(), 800);
+    let db = rig.st.file("station.db");
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM issuances"), "800");
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM issuances WHERE state = 'confirmed'"), "800");
+    rig.st.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn byte_corruption_is_caught_by_the_crc_and_retried_to_success() {
+    let (rig, daemon) = rig(2, "max_frame_errors = 10");
+    let out = rig.st.file("devices");
+    let sims: Vec<_> = (0..2)
+        .map(|b| {
+            let from = (b * 40 + 1).to_string();
+            devsim(
+                &rig,
+                b,
+                &out,
+                &[
+                    "--count",
+                    "40",
+                    "--serial-from",
+                    &from,
+                    "--corrupt",
+                    "0.001",
+                    "--seed",
+                    &(b + 7).to_string(),
+                    "--backoff",
+                    "50ms",
+                ],
+            )
+        })
+        .collect();
+    let mut damaged = 0;
+    for s in sims {
+        let (code, v) = finish(s);
+        assert_eq!((code, v["devices_ok"].as_u64()), (0, Some(40)), "{v}");
+        damaged += v["wire"]["frames_corrupted"].as_u64().unwrap();
+    }
+    assert!(damaged > 0, "the run must actually damage frames");
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(chain_files(&out).len(), 80);
+    assert_eq!(rig.st.issuance_count(), 80, "retries never issue twice");
+    rig.st.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn hostile_devices_get_error_frames_and_the_daemon_survives_them() {
+    let (rig, daemon) = rig(5, "csr_timeout_secs = 1");
+    let out = rig.st.file("devices");
+    let modes: [(&str, &[&str]); 5] =
+        [("garbage", &[]), ("oversize", &[]), ("bad-csr", &[]), ("stall", &["--stall-for", "3s"]), ("disconnect", &[])];
+    let sims: Vec<_> = modes
+        .iter()
+        .enumerate()
+        .map(|(b, (mode, extra))| {
+            let mut args = vec![
+                "--misbehave",
+                mode,
+                "--serial",
+                ["HOST-GARBAGE", "HOST-OVERSIZE", "HOST-BADCSR", "HOST-STALL", "HOST-DISC"][b],
+            ];
+            args.extend_from_slice(extra);
+            devsim(&rig, b, &out, &args)
+        })
+        .collect();
+    for (s, (mode, _)) in sims.into_iter().zip(modes) {
+        let (code, v) = finish(s);
+        assert_eq!(code, 0, "{mode}: the station must answer as the protocol requires: {v}");
+    }
+    // The daemon is still serving every bench.
+    let after: Vec<_> = (0..5).map(|b| devsim(&rig, b, &out, &["--serial", &format!("AFTER-{b}")])).collect();
+    for s in after {
+        assert_eq!(finish(s).0, 0);
+    }
+    assert_eq!(daemon.stop(), 0);
+    rig.st.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn a_simulated_devices_stored_key_and_chain_connect_to_a_tls_broker() {
+    let (rig, daemon) = rig(1, "");
+    let out = rig.st.file("devices");
+    let (code, v) = finish(devsim(&rig, 0, &out, &["--serial", "SN-000777"]));
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(daemon.stop(), 0);
+    let dir = out.join("SN-000777");
+    let (chain, key) = (dir.join("deviceCertAndCACert.crt"), dir.join("deviceCert.key"));
+    let broker = Broker::start(rig.st.path(), &rig.ca);
+    let (ok, msg) = broker.publish(&chain, &key, "SN-000777", "SN-000777/hello", "provisioned at the bench");
+    assert!(ok, "{msg}");
+    assert!(broker.log_text().contains("u'SN-000777'"), "{}", broker.log_text());
+}
