@@ -4,6 +4,7 @@
 //! Around that path sit `ca` (CA lifecycle), `aws` (AWS IoT registration), `audit` and `config`,
 //! and `cli`, which turns each command into a report.
 
+pub mod aws;
 pub mod ca;
 pub mod cli;
 pub mod config;

@@ -1,9 +1,11 @@
 //! `station.toml`: parsed with serde (unknown fields refused by name), then checked field by field,
 //! then resolved (relative paths made absolute against the file's own folder).
 
+mod aws;
 mod check;
 mod model;
 
+pub use aws::*;
 pub use model::*;
 
 use crate::error::{Coded, exit};

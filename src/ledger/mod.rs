@@ -2,10 +2,12 @@
 //! Every event is hash-chained (see `chain`), and a certificate leaves the station only after its row
 //! is committed.
 
+mod aws;
 mod cas;
 mod chain;
 mod error;
 
+pub use aws::{AwsRegistration, AwsVerification};
 pub use cas::{CaRow, CaState};
 pub use chain::{ChainReport, Event, GENESIS, walk as walk_chain};
 pub use error::LedgerError;
@@ -16,11 +18,11 @@ use std::path::{Path, PathBuf};
 
 /// The schema versions this binary knows, oldest first.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_init.sql"))])
+    Migrations::new(vec![M::up(include_str!("migrations/001_init.sql")), M::up(include_str!("migrations/002_aws.sql"))])
 }
 
 /// The newest schema version this binary can use.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// An open ledger.
 pub struct Ledger {
