@@ -1,6 +1,7 @@
 //! The command line: one file per noun. Each command returns a report that prints as text or `--json`.
 
 mod ca;
+mod ca_aws;
 mod hsm;
 mod init;
 mod output;
