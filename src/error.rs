@@ -31,6 +31,8 @@ pub enum Error {
     #[error(transparent)]
     Ca(#[from] CaError),
     #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    #[error(transparent)]
     Pki(#[from] PkiError),
     #[error(transparent)]
     Issue(#[from] IssueError),
@@ -75,6 +77,7 @@ impl Error {
             Error::Hsm(e) => Some(e),
             Error::Ledger(e) => Some(e),
             Error::Ca(e) => Some(e),
+            Error::Aws(e) => Some(e),
             Error::Pki(e) => Some(e),
             Error::Issue(e) => Some(e),
             Error::Io { .. } | Error::Usage { .. } => None,

@@ -5,6 +5,7 @@
 //! and `cli`, which turns each command into a report.
 
 pub mod audit;
+pub mod aws;
 pub mod bench;
 pub mod ca;
 pub mod cli;

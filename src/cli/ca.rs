@@ -1,4 +1,4 @@
-//! `station ca …`: create, import, list, show, verification-cert.
+//! `station ca …`: create, import, list, show, verification-cert; register and verify (AWS IoT, in ca_aws.rs).
 
 use super::{Cli, Output, Report, Station};
 use crate::Result;
@@ -24,6 +24,10 @@ pub enum CaCommand {
         #[arg(long)]
         pem: bool,
     },
+    /// Register the CA with AWS IoT for just-in-time provisioning, in every target region.
+    Register(super::ca_aws::RegisterArgs),
+    /// Verify that every (CA, region) pair is ready for JITP/JITR; exit 8 if any is not.
+    Verify(super::ca_aws::VerifyArgs),
     /// Make the verification certificate AWS IoT asks for when a CA is registered.
     VerificationCert(VerificationArgs),
     /// Create the next CA (key in the HSM) and leave it ready, not active: step 1 of a rotation.
@@ -82,6 +86,8 @@ pub fn run(cli: &Cli, cmd: &CaCommand) -> Result<Box<dyn Report>> {
     let st = Station::load(cli)?;
     match cmd {
         CaCommand::Create(a) => create(&st, a),
+        CaCommand::Register(a) => super::ca_aws::register(&st, a),
+        CaCommand::Verify(a) => super::ca_aws::verify(cli, &st, a),
         CaCommand::Import(a) => {
             let cert = read(&a.cert)?;
             let chain = a.chain.as_deref().map(read).transpose()?;

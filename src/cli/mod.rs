@@ -2,6 +2,7 @@
 
 mod audit;
 mod ca;
+mod ca_aws;
 mod hsm;
 mod init;
 mod issue;

@@ -1,11 +1,13 @@
 //! `station.toml`: parsed with serde (unknown fields refused by name), then checked field by field,
 //! then resolved (relative paths made absolute against the file's own folder).
 
+mod aws;
 mod check;
 pub use check::check_bench_list;
 mod model;
 mod serve;
 
+pub use aws::*;
 pub use model::*;
 pub use serve::{BenchSection, ServeSection};
 

@@ -13,6 +13,9 @@ pub struct Config {
     #[serde(default)]
     pub ca: CaSection,
     pub ledger: LedgerSection,
+    /// AWS IoT registration and verification (optional).
+    #[serde(default)]
+    pub aws: Option<super::AwsSection>,
     #[serde(default)]
     pub policy: PolicySection,
     /// The benches `station serve` drives.
@@ -230,6 +233,9 @@ impl Config {
         self.station.state_dir = abs(&self.station.state_dir);
         self.ledger.path = abs(&self.ledger.path);
         self.hsm.pin_file = self.hsm.pin_file.as_ref().map(abs);
+        if let Some(aws) = &mut self.aws {
+            aws.resolve(base);
+        }
         for v in self.hsm.module_env.values_mut() {
             let p = PathBuf::from(&*v);
             if p.is_relative() && (v.contains('/') || v.ends_with(".conf")) {

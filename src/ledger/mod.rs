@@ -2,6 +2,7 @@
 //! Every event is hash-chained (see `chain`), and a certificate leaves the station only after its row
 //! is committed.
 
+mod aws;
 mod cas;
 mod chain;
 pub mod checkpoints;
@@ -9,6 +10,7 @@ mod error;
 pub mod issuances;
 mod writer;
 
+pub use aws::{AwsRegistration, AwsVerification};
 pub use cas::{CaRow, CaState};
 pub use chain::{ChainReport, Event, GENESIS, head as chain_head, walk as walk_chain};
 pub use checkpoints::Checkpoint;
@@ -22,11 +24,11 @@ use std::path::{Path, PathBuf};
 
 /// The schema versions this binary knows, oldest first.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_init.sql"))])
+    Migrations::new(vec![M::up(include_str!("migrations/001_init.sql")), M::up(include_str!("migrations/002_aws.sql"))])
 }
 
 /// The newest schema version this binary can use.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// An open ledger.
 pub struct Ledger {
