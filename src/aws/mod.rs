@@ -13,8 +13,10 @@ pub mod client;
 mod error;
 pub mod gate;
 pub mod register;
+pub mod retire;
 pub mod template;
 pub mod verify;
+pub mod watch;
 
 pub use checks::{Check, LocalCa};
 pub use client::{CallError, CallKind, Described, Iot};

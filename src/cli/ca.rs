@@ -35,7 +35,18 @@ pub enum CaCommand {
     /// Switch issuance to a ready CA, atomically; a running `station serve` follows within one device.
     Activate { name: String },
     /// End issuance under a CA that is not active. Its certificate stays for audits.
-    Retire { name: String },
+    Retire {
+        name: String,
+        /// Also disable auto-registration in every AWS IoT region it was registered in.
+        #[arg(long)]
+        aws: bool,
+        /// With --aws, also set the CA's status there (INACTIVE: devices under it can no longer connect).
+        #[arg(long, requires = "aws", value_parser = ["INACTIVE"])]
+        aws_status: Option<String>,
+        /// With --aws: an emulator's endpoint instead of AWS.
+        #[arg(long, requires = "aws")]
+        endpoint_url: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,6 +137,8 @@ pub fn run(cli: &Cli, cmd: &CaCommand) -> Result<Box<dyn Report>> {
         CaCommand::Rotate(a) => rotate(&st, a),
         CaCommand::Activate { name } => {
             let mut ledger = st.ledger()?;
+            // With [aws] require_verified, only a CA whose registration verifies may issue.
+            crate::aws::gate::require_verified(&st.config, &ledger, name)?;
             let previous = ca::activate(&mut ledger, name)?;
             let text = format!(
                 "CA {name} is now active{}; running daemons switch before their next device",
@@ -133,11 +146,8 @@ pub fn run(cli: &Cli, cmd: &CaCommand) -> Result<Box<dyn Report>> {
             );
             Ok(Output::new(serde_json::json!({ "active": name, "previous": previous }), text))
         }
-        CaCommand::Retire { name } => {
-            let mut ledger = st.ledger()?;
-            ca::retire(&mut ledger, name, serde_json::Value::Null)?;
-            let text = format!("CA {name} retired: it issues no more; its certificate stays for audits");
-            Ok(Output::new(serde_json::json!({ "retired": name }), text))
+        CaCommand::Retire { name, aws, aws_status, endpoint_url } => {
+            retire(&st, name, *aws, aws_status.is_some(), endpoint_url.clone())
         }
         CaCommand::VerificationCert(a) => {
             let row = ca::find(&st.ledger()?, &a.name)?;
@@ -196,6 +206,39 @@ fn create(st: &Station, a: &CreateArgs) -> Result<Box<dyn Report>> {
     let row = ca::create(&hsm, &mut ledger, &new)?;
     let view = CaView::from(&row);
     Ok(Output::new(view.clone_for_report(), format!("created CA {}\n{}", row.name, view.text())))
+}
+
+/// Retires locally first (that stops issuance at once), then, with --aws, in every registered region.
+/// Run again with --aws on a retired CA, it retries only the AWS part.
+fn retire(
+    st: &Station,
+    name: &str,
+    aws: bool,
+    deactivate: bool,
+    endpoint_url: Option<String>,
+) -> Result<Box<dyn Report>> {
+    let mut ledger = st.ledger()?;
+    let row = ca::find(&ledger, name)?;
+    let regions = if aws {
+        let o = crate::aws::Overrides { endpoint_url, ..Default::default() };
+        Some(crate::aws::retire::retire(&st.config, &ledger, name, deactivate, &o)?)
+    } else {
+        None
+    };
+    if row.state != crate::ledger::CaState::Retired {
+        ca::retire(&mut ledger, name, serde_json::to_value(&regions).unwrap_or_default())?;
+    }
+    let failed: Vec<_> = regions.iter().flatten().filter(|r| r.outcome != "done").collect();
+    let mut text = format!("CA {name} retired: it issues no more; its certificate stays for audits");
+    for r in regions.iter().flatten() {
+        text += &format!("\n  AWS {}: {} {}", r.region, r.outcome, r.message);
+    }
+    if !failed.is_empty() {
+        text += &format!("\nhint: fix the failing regions, then run `station ca retire {name} --aws` again");
+    }
+    let mut out = Output::new(serde_json::json!({ "retired": name, "aws": regions }), text);
+    out.status = if failed.is_empty() { 0 } else { crate::error::exit::AWS };
+    Ok(out)
 }
 
 /// Rotation step 1: a new CA, ready but not active (whatever `ca create` would do for a first CA).

@@ -139,7 +139,7 @@ fn config_text(id: &str, module: &Path, label: &str, soft: bool) -> String {
          # Relative paths resolve against this file's folder.\n\n\
          [station]\nid = \"{id}\"\nstate_dir = \"state\"\n\n\
          [hsm]\nmodule = \"{}\"\ntoken_label = \"{label}\"\npin_file = \"hsm-pin\"\n{env}max_sessions = 4\n\n\
-         [ca]\nkey_type = \"ec-p256\"\nsubject = \"CN={{name}},O=Station Demo,C=DE\"\ndays = 3650\n\n\
+         [ca]\nkey_type = \"ec-p256\"\nsubject = \"CN={{name}},O=Station Demo,C=DE\"\ndays = 7300\n\n\
          [ledger]\npath = \"station.db\"\ngroup_commit_max = 64\n\n\
          [policy]\norganization = \"Station Demo\"\ncountry = \"DE\"\nkey_types = [\"ec-p256\", \"ec-p384\", \"rsa-2048\", \"rsa-3072\", \"rsa-4096\"]\n\
          days = 3650\nserial_source = \"device\"\nserial_pattern = \"[A-Za-z0-9][A-Za-z0-9.:-]{{0,63}}\"\n",

@@ -35,6 +35,12 @@ pub fn run(cli: &Cli, a: &IssueArgs) -> Result<Box<dyn Report>> {
     let st = Station::load(cli)?;
     let csr = std::fs::read(&a.csr)
         .map_err(|e| Error::io("input-unreadable", format!("cannot read {}", a.csr.display()), "check the path", e))?;
+    // Fail closed: with [aws] require_verified, the active CA must have a fresh passing verification.
+    let ledger = st.ledger()?;
+    if let Some(ca) = ledger.active_ca()? {
+        crate::aws::gate::require_verified(&st.config, &ledger, &ca.name)?;
+    }
+    drop(ledger);
     let engine = Engine::open(&st.config, st.hsm()?)?;
     let req = IssueRequest {
         csr,

@@ -34,6 +34,8 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
             "add [[bench]] sections to station.toml or pass --bench NAME=/dev/ttyUSB0",
         ));
     }
+    // Fail closed before anything starts: the active CA's AWS IoT registration must verify.
+    crate::aws::watch::check_gate(&st.config)?;
     // The HSM is opened before any thread starts (the module reads its environment once).
     let engine = Arc::new(Engine::open(&st.config, st.hsm()?)?);
     let s = &st.config.serve;
@@ -69,10 +71,23 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
             benches.len()
         );
     }
+    let watch_stop = Arc::new(AtomicBool::new(false));
+    let watch = crate::aws::watch::spawn(
+        st.config.clone(),
+        engine.clone(),
+        watch_stop.clone(),
+        Box::new(|msg: &str| {
+            tracing::error!(alert = msg, "AWS IoT gate");
+            println!("STATION    {msg}");
+        }),
+    )
+    .map_err(|e| Error::io("serve-thread-failed", "cannot start the AWS watch", "check system limits", e))?;
     sd_notify("READY=1");
     wait_for_signal()?;
     sd_notify("STOPPING=1");
     shared.stopping.store(true, Ordering::Relaxed);
+    watch_stop.store(true, Ordering::Relaxed);
+    let _ = watch.join();
     let grace = Instant::now() + Duration::from_secs(s.shutdown_grace_secs);
     while threads.iter().any(|t| !t.is_finished()) && Instant::now() < grace {
         std::thread::sleep(Duration::from_millis(20));

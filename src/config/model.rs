@@ -93,8 +93,9 @@ fn default_ca_key_type() -> String {
 fn default_ca_subject() -> String {
     "CN={name},O=Station Demo,C=DE".into()
 }
+/// Twice the device validity: a CA must outlive every certificate it issues (AWS IoT's verify checks it).
 fn default_ca_days() -> u32 {
-    3650
+    7300
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
