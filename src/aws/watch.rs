@@ -1,5 +1,5 @@
 //! The daemon's watch over the AWS IoT registration: re-verify every `[aws] reverify_every`, re-check the
-//! fail-closed gate every 30 s (a verification can go stale, a CA can be switched), and halt or resume
+//! fail-closed gate every 10 s (a verification can go stale, a CA can be switched), and halt or resume
 //! new issuance accordingly. Devices already past the gate finish.
 
 use crate::config::Config;
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often the gate is re-checked against the ledger.
-pub const GATE_EVERY: Duration = Duration::from_secs(30);
+pub const GATE_EVERY: Duration = Duration::from_secs(10);
 
 /// Starts the watch on a plain thread (verification builds its own runtime). `alert` tells the operator.
 pub fn spawn(
