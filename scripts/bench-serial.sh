@@ -3,16 +3,19 @@
 # (or --line-rate BAUD), EC P-256 CA in SoftHSM, the real `station serve`. Reports certs/s for the whole
 # station, station-side latency p50/p99 (CSR received -> last byte of CHAIN written, measured by the
 # daemon), the daemon's peak RSS, and the seeds' openssl-per-device loop on the same number of devices.
-# Usage: scripts/bench-serial.sh [--benches N] [--count PER_BENCH] [--line-rate BAUD] [--seeds-devices N]
+# The simulators skip fsync of the files they store (--no-sync): a real device's flash write costs the device,
+# not the station host's disk. --device-fsync makes them pay it anyway.
+# Usage: scripts/bench-serial.sh [--benches N] [--count PER_BENCH] [--line-rate BAUD] [--seeds-devices N] [--device-fsync]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-benches=64 count=40 line_rate="" seeds=""
+benches=64 count=40 line_rate="" seeds="" sync_args=(--no-sync)
 while [ $# -gt 0 ]; do
   case "$1" in
     --benches) benches="$2"; shift 2 ;;
     --count) count="$2"; shift 2 ;;
     --line-rate) line_rate="$2"; shift 2 ;;
     --seeds-devices) seeds="$2"; shift 2 ;;
+    --device-fsync) sync_args=(); shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -51,13 +54,15 @@ start=$(date +%s.%N)
 sims=()
 for i in $(seq 1 "$benches"); do
   "$BIN/station-devsim" --port "$work/b$i.device" --ca "$work/ca.pem" --out "$work/dev/$i" --count "$count" \
-    --serial-from $(( (i - 1) * count + 1 )) --serial-prefix "B$i-" "${rate_args[@]}" --json >"$work/sim$i.json" 2>/dev/null &
+    --serial-from $(( (i - 1) * count + 1 )) --serial-prefix "B$i-" "${rate_args[@]}" "${sync_args[@]}" --json >"$work/sim$i.json" 2>/dev/null &
   sims+=($!)
 done
 failed=0
 for p in "${sims[@]}"; do wait "$p" || failed=$((failed + 1)); done
 end=$(date +%s.%N)
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status")
+# The daemon's own CPU time (user + system), to tell its cost from the simulators' on the shared cores.
+serve_cpu=$(awk -v tck="$(getconf CLK_TCK)" '{print ($14 + $15) / tck}' "/proc/$serve_pid/stat")
 kill -TERM "$serve_pid"
 wait "$serve_pid" || true
 
@@ -67,6 +72,9 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 printf 'benches %d x %d devices%s: %d provisioned, %d simulator(s) failed, %.2f s\n' \
   "$benches" "$count" "${line_rate:+ at $line_rate baud}" "$ok" "$failed" "$wall"
 printf 'whole station (simulators on the same %d cores): %.0f certs/s\n' "$(nproc)" "$(awk "BEGIN {print $ok / $wall}")"
+printf 'daemon CPU: %.2f s of %.2f s available (%.0f%%), %.3f ms per device: %.0f certs/s for the daemon alone on %d cores\n' \
+  "$serve_cpu" "$(awk "BEGIN {print $wall * $(nproc)}")" "$(awk "BEGIN {print 100 * $serve_cpu / ($wall * $(nproc))}")" \
+  "$(awk "BEGIN {print 1000 * $serve_cpu / $ok}")" "$(awk "BEGIN {print $ok * $(nproc) / $serve_cpu}")" "$(nproc)"
 python3 - "$work/stats.json" "$rss_kb" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))

@@ -80,6 +80,10 @@ pub struct DevsimArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write the key and chain without fsync. For benchmarks on one machine: a real device's flash write
+    /// costs the device, not the station host's disk.
+    #[arg(long)]
+    pub no_sync: bool,
     /// Log format on stderr (filter with STATION_LOG, e.g. STATION_LOG=debug).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

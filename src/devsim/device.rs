@@ -187,7 +187,13 @@ impl Device<'_> {
     /// Checks the chain, stores it, and confirms: STORED → DONE.
     pub fn complete(&mut self, chain: Chain) -> Result<Provisioned, Stop> {
         self.accept_chain(&chain)?;
-        let stored = match store::store(&self.args.out, &chain.serial, &self.key.pkcs8_pem(), &chain.chain) {
+        let stored = match store::store(
+            &self.args.out,
+            &chain.serial,
+            &self.key.pkcs8_pem(),
+            &chain.chain,
+            !self.args.no_sync,
+        ) {
             Ok(stored) => stored,
             Err(e) => {
                 let message = format!("writing DIR/{}/ failed: {e}", chain.serial);

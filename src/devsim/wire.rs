@@ -68,6 +68,9 @@ pub(crate) struct Wire {
     decoder: Decoder,
     /// When the simulated line finishes sending what was written so far.
     line_free: Instant,
+    /// When the simulated line finishes delivering what the station sent so far (full duplex: the
+    /// receive direction takes wire time too, though a pty delivers at once).
+    rx_free: Instant,
     /// The last frame sent, undamaged, for a re-send after a frame-* ERROR.
     last_frame: Vec<u8>,
     stats: WireStats,
@@ -84,6 +87,7 @@ impl Wire {
             rng: StdRng::seed_from_u64(seed),
             decoder: Decoder::new(),
             line_free: Instant::now(),
+            rx_free: Instant::now(),
             last_frame: Vec::new(),
             stats: WireStats::default(),
         };
@@ -229,6 +233,12 @@ impl Wire {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the port was closed")),
                 Ok(n) => {
                     self.stats.bytes_received += n as u64;
+                    if let Some(baud) = self.line_rate {
+                        let per_byte = Duration::from_secs(10).div_f64(f64::from(baud));
+                        self.rx_free =
+                            self.rx_free.max(Instant::now()) + per_byte * u32::try_from(n).unwrap_or(u32::MAX);
+                        std::thread::sleep(self.rx_free.saturating_duration_since(Instant::now()));
+                    }
                     self.decoder.push(&buf[..n]);
                 }
                 Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
