@@ -124,7 +124,7 @@ fn verification_cert_has_the_code_as_cn_and_verifies_against_the_ca() {
 #[test]
 fn intermediate_round_trips_through_an_offline_openssl_root() {
     let st = TestStation::new();
-    let root = OpensslRoot::new(st.path());
+    let root = OpensslCa::new(st.path(), "root", "/CN=Offline Root/O=Example/C=DE");
     let csr = st.file("int.csr");
     st.run(&[
         "ca",
@@ -141,7 +141,7 @@ fn intermediate_round_trips_through_an_offline_openssl_root() {
     assert_eq!(st.run(&["ca", "show", "int"]).ok().json()["state"], "pending");
     let (ok, msg) = openssl(&["req", "-in", csr.to_str().unwrap(), "-noout", "-verify"]);
     assert!(ok, "{msg}");
-    let signed = root.sign_ca_csr(&csr, "int-signed.pem");
+    let signed = root.sign(&csr, "int-signed.pem", CA_EXT);
     st.run(&[
         "ca",
         "import",
@@ -183,7 +183,7 @@ fn intermediate_round_trips_through_an_offline_openssl_root() {
 #[test]
 fn import_of_a_certificate_for_another_key_is_refused() {
     let st = TestStation::new();
-    let root = OpensslRoot::new(st.path());
+    let root = OpensslCa::new(st.path(), "root", "/CN=Offline Root/O=Example/C=DE");
     let csr = st.file("int.csr");
     st.run(&["ca", "create", "--name", "int", "--intermediate", "--csr-out", csr.to_str().unwrap()]).ok();
     // A CSR for a key that is not the HSM's, signed by the same root.
@@ -204,7 +204,7 @@ fn import_of_a_certificate_for_another_key_is_refused() {
         other_csr.to_str().unwrap(),
     ]);
     assert!(ok, "{msg}");
-    let wrong = root.sign_ca_csr(&other_csr, "wrong.pem");
+    let wrong = root.sign(&other_csr, "wrong.pem", CA_EXT);
     let r = st.run(&[
         "ca",
         "import",
@@ -303,66 +303,4 @@ fn hsm_error_paths_give_their_codes_and_exit_status() {
     // Module missing.
     st.edit_config(|t| t.replace(SOFTHSM, "/nonexistent/libpkcs11.so"));
     st.run(&["hsm", "status"]).fails_with("hsm-module-missing", 4);
-}
-
-/// An offline root made with openssl, as a security team would.
-struct OpensslRoot {
-    dir: std::path::PathBuf,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
-}
-
-impl OpensslRoot {
-    fn new(dir: &std::path::Path) -> OpensslRoot {
-        let (cert, key) = (dir.join("root.pem"), dir.join("root.key"));
-        let (ok, msg) = openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-384",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            cert.to_str().unwrap(),
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=Offline Root/O=Example/C=DE",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        assert!(ok, "{msg}");
-        OpensslRoot { dir: dir.to_path_buf(), cert, key }
-    }
-
-    fn sign_ca_csr(&self, csr: &std::path::Path, out: &str) -> std::path::PathBuf {
-        let ext = self.dir.join("ca.ext");
-        std::fs::write(&ext, "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n").unwrap();
-        let out = self.dir.join(out);
-        let (ok, msg) = openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            csr.to_str().unwrap(),
-            "-CA",
-            self.cert.to_str().unwrap(),
-            "-CAkey",
-            self.key.to_str().unwrap(),
-            "-CAcreateserial",
-            "-days",
-            "1825",
-            "-sha384",
-            "-extfile",
-            ext.to_str().unwrap(),
-            "-out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(ok, "{msg}");
-        out
-    }
 }

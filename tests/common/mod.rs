@@ -179,3 +179,70 @@ impl TestStation {
         self.run(&args)
     }
 }
+
+/// Extensions for a CA certificate an openssl root signs.
+pub const CA_EXT: &str = "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n\
+                          subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n";
+
+/// A CA made with openssl in a folder: an offline root, or a broker's server CA.
+pub struct OpensslCa {
+    pub dir: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl OpensslCa {
+    /// A self-signed P-384 CA named `name` (files NAME.pem, NAME.key).
+    pub fn new(dir: &Path, name: &str, subject: &str) -> OpensslCa {
+        let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+        let (ok, msg) = openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+            "-days",
+            "3650",
+            "-subj",
+            subject,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        assert!(ok, "{msg}");
+        OpensslCa { dir: dir.to_path_buf(), cert, key }
+    }
+
+    /// Signs a CSR with the extensions `ext` (openssl extfile syntax); returns the certificate's path.
+    pub fn sign(&self, csr: &Path, out: &str, ext: &str) -> PathBuf {
+        let (ext_file, out) = (self.dir.join(format!("{out}.ext")), self.dir.join(out));
+        std::fs::write(&ext_file, ext).unwrap();
+        let (ok, msg) = openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            csr.to_str().unwrap(),
+            "-CA",
+            self.cert.to_str().unwrap(),
+            "-CAkey",
+            self.key.to_str().unwrap(),
+            "-CAcreateserial",
+            "-days",
+            "1825",
+            "-sha384",
+            "-extfile",
+            ext_file.to_str().unwrap(),
+            "-out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{msg}");
+        out
+    }
+}

@@ -17,59 +17,9 @@ impl Broker {
     pub fn start(dir: &Path, client_ca: &Path) -> Broker {
         let p = |n: &str| dir.join(n);
         // The broker's own server certificate, from a throwaway CA (not the station's).
-        let (ok, msg) = openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            p("server-ca.key").to_str().unwrap(),
-            "-out",
-            p("server-ca.pem").to_str().unwrap(),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test broker CA",
-        ]);
-        assert!(ok, "{msg}");
-        let (ok, msg) = openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            p("server.key").to_str().unwrap(),
-            "-out",
-            p("server.csr").to_str().unwrap(),
-            "-subj",
-            "/CN=localhost",
-        ]);
-        assert!(ok, "{msg}");
-        std::fs::write(p("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-        let (ok, msg) = openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            p("server.csr").to_str().unwrap(),
-            "-CA",
-            p("server-ca.pem").to_str().unwrap(),
-            "-CAkey",
-            p("server-ca.key").to_str().unwrap(),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            p("server.ext").to_str().unwrap(),
-            "-out",
-            p("server.pem").to_str().unwrap(),
-        ]);
-        assert!(ok, "{msg}");
+        let server_ca = OpensslCa::new(dir, "server-ca", "/CN=test broker CA");
+        let (csr, key) = openssl_csr(dir, "server", "ec:P-256", "/CN=localhost", &[]);
+        let cert = server_ca.sign(&csr, "server.pem", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
         std::fs::write(p("acl"), "pattern readwrite %u/#\n\nuser monitor\ntopic read #\n").unwrap();
         let port = free_port();
         let log = p("mosquitto.log");
@@ -83,8 +33,8 @@ impl Broker {
                 acl = p("acl").display(),
                 log = log.display(),
                 ca = client_ca.display(),
-                cert = p("server.pem").display(),
-                key = p("server.key").display(),
+                cert = cert.display(),
+                key = key.display(),
             ),
         )
         .unwrap();
@@ -100,7 +50,7 @@ impl Broker {
             assert!(Instant::now() < deadline, "mosquitto did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Broker { child, port, server_ca: p("server-ca.pem"), log }
+        Broker { child, port, server_ca: server_ca.cert, log }
     }
 
     /// `mosquitto_pub` as a device (`client_id` = its CN); returns (success, output).
