@@ -15,10 +15,17 @@ fn retire_with_aws_disables_auto_registration_there_and_verify_reports_it_retire
     let moto = Moto::start();
     let st = aws_station(&moto.url, &REGIONS, "");
     run(&st, &["ca", "register", "--name", "ca-1"]).ok();
-    // Rotation: the next CA, registered, verified, then activated; the old one retired in AWS too.
-    run(&st, &["ca", "rotate", "--name", "ca-2", "--days", "7300"]).ok();
-    run(&st, &["ca", "register", "--name", "ca-2"]).ok();
-    run(&st, &["ca", "verify", "--name", "ca-2"]).ok();
+    // Rotation: with [aws], rotate registers the next CA in every region and verifies it; then activate,
+    // and the old one is retired in AWS too.
+    let rot = run(&st, &["ca", "rotate", "--name", "ca-2", "--days", "7300"]).ok().json();
+    assert_eq!(rot["ca"]["state"], "ready", "{rot}");
+    assert_eq!(rot["aws_register"]["ok"], true, "{rot}");
+    assert_eq!(rot["aws_verify"]["ok"], true, "{rot}");
+    let id2 = ca_id(&st, "ca-2");
+    for region in REGIONS {
+        let d = moto.aws(region, &["describe-ca-certificate", "--certificate-id", &id2]);
+        assert_eq!(d["certificateDescription"]["status"], "ACTIVE", "{region}: {d}");
+    }
     run(&st, &["ca", "activate", "ca-2"]).ok();
     let id = ca_id(&st, "ca-1");
     let r = run(&st, &["ca", "retire", "ca-1", "--aws", "--aws-status", "INACTIVE"]).ok().json();

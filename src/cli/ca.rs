@@ -134,7 +134,7 @@ pub fn run(cli: &Cli, cmd: &CaCommand) -> Result<Box<dyn Report>> {
             }
             Ok(Output::new(view, text))
         }
-        CaCommand::Rotate(a) => rotate(&st, a),
+        CaCommand::Rotate(a) => rotate(cli, &st, a),
         CaCommand::Activate { name } => {
             let mut ledger = st.ledger()?;
             // With [aws] require_verified, only a CA whose registration verifies may issue.
@@ -241,8 +241,8 @@ fn retire(
     Ok(out)
 }
 
-/// Rotation step 1: a new CA, ready but not active (whatever `ca create` would do for a first CA).
-fn rotate(st: &Station, a: &CreateArgs) -> Result<Box<dyn Report>> {
+/// Rotation: a new CA, ready but not active; with `[aws]`, registered in every region and verified.
+fn rotate(cli: &Cli, st: &Station, a: &CreateArgs) -> Result<Box<dyn Report>> {
     if st.ledger()?.active_ca()?.is_none() {
         return Err(Error::usage(
             "ca-rotate-nothing-active",
@@ -250,16 +250,31 @@ fn rotate(st: &Station, a: &CreateArgs) -> Result<Box<dyn Report>> {
             "use `station ca create --name NAME` for the first CA",
         ));
     }
-    let report = create(st, a)?;
-    let text = format!(
-        "{}
-next: register it with AWS IoT if used (`station ca register --name {n}`), then `station ca activate {n}`",
-        report.text(),
-        n = a.name
+    let created = create(st, a)?;
+    let mut text = created.text();
+    let mut v = serde_json::json!({ "ca": created.json() });
+    let mut status = 0;
+    if st.config.aws.is_some() && !a.intermediate {
+        let reg =
+            super::ca_aws::register(st, &super::ca_aws::RegisterArgs { name: a.name.clone(), ..Default::default() })?;
+        let ver = super::ca_aws::verify(
+            cli,
+            st,
+            &super::ca_aws::VerifyArgs { name: Some(a.name.clone()), ..Default::default() },
+        )?;
+        text += &format!("\n\n{}\n\n{}", reg.text(), ver.text());
+        v["aws_register"] = reg.json();
+        v["aws_verify"] = ver.json();
+        status = reg.exit_status().max(ver.exit_status());
+    }
+    text += &format!(
+        "\nthe CA is ready, not active; next: `station ca activate {}` (the line switches before its next device)",
+        a.name
     );
-    let mut v = report.json();
     v["next"] = serde_json::json!(format!("station ca activate {}", a.name));
-    Ok(Output::new(v, text))
+    let mut out = Output::new(v, text);
+    out.status = status;
+    Ok(out)
 }
 
 fn read(p: &Path) -> Result<Vec<u8>> {

@@ -11,7 +11,7 @@ use crate::error::exit;
 use crate::ledger::CaState;
 use serde::Serialize;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct RegisterArgs {
     #[arg(long)]
     pub name: String,
@@ -29,7 +29,7 @@ pub struct RegisterArgs {
     pub update_template: bool,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct VerifyArgs {
     /// The CA to verify [default: the active CA]
     #[arg(long, conflicts_with = "all")]
