@@ -37,6 +37,8 @@ pub fn spawn(
             if now >= next_gate {
                 next_gate = now + GATE_EVERY;
                 let verdict = gate(&cfg);
+                // The engine changes state before the operator is told, so "RESUMED" is already true.
+                engine.halt(verdict.clone().err());
                 match (&verdict, halted) {
                     (Err(reason), false) => {
                         alert(&format!("HALTED  {reason}"));
@@ -48,7 +50,6 @@ pub fn spawn(
                     }
                     _ => {}
                 }
-                engine.halt(verdict.err());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
