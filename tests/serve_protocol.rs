@@ -240,7 +240,7 @@ fn sigterm_mid_run_exits_zero_and_every_chain_a_device_holds_has_its_row() {
     assert_eq!(daemon.stop(), 0, "SIGTERM mid-run exits 0");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let held: Vec<_> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
-    assert!(held.len() >= 8, "the run was under way: {} chains", held.len());
+    assert!(held.len() >= 4, "the run was under way: {} chains", held.len());
     let db = st.file("station.db");
     for c in &held {
         let der = pem::parse_many(c.chain.as_bytes()).unwrap().remove(0).into_contents();
