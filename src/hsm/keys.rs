@@ -141,12 +141,6 @@ impl Hsm {
             handles.into_iter().map(|h| read_attributes(s, h)).collect()
         })
     }
-
-    /// The security attributes of the private key a URI names.
-    pub fn key_attributes(&self, uri: &KeyUri) -> Result<KeyAttributes, HsmError> {
-        let key = self.find_key(uri)?;
-        self.with_session(|s| read_attributes(s, key.private))
-    }
 }
 
 fn find(s: &Session, tmpl: &[Attribute]) -> Result<Vec<ObjectHandle>, HsmError> {

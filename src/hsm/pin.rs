@@ -43,11 +43,6 @@ impl Pin {
         f.sync_all()
     }
 
-    /// True when the PIN is empty (refused before any login attempt).
-    pub fn is_empty(&self) -> bool {
-        self.0.expose_secret().is_empty()
-    }
-
     /// The PIN from `STATION_HSM_PIN`, else from `pin_file`.
     pub fn load(pin_file: Option<&Path>) -> Result<Pin, HsmError> {
         if let Ok(v) = std::env::var(PIN_ENV)

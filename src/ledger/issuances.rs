@@ -1,7 +1,7 @@
 //! Issuance rows: one per certificate. Inserted only by the writer thread, inside the transaction that
 //! also appends the chained event, so a row and its event are durable together.
 
-use super::{Ledger, LedgerError, chain};
+use super::{LedgerError, chain};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
@@ -88,12 +88,6 @@ pub fn current_by_key(conn: &Connection, spki_sha256: &str) -> Result<Option<Iss
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM issuances WHERE spki_sha256 = ?1 AND superseded_by IS NULL"))
         .and_then(|mut st| st.query_row([spki_sha256], from_row).optional())
         .map_err(LedgerError::sql("look up key"))
-}
-
-pub fn by_id(conn: &Connection, id: i64) -> Result<Option<IssuanceRow>, LedgerError> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM issuances WHERE id = ?1"))
-        .and_then(|mut st| st.query_row([id], from_row).optional())
-        .map_err(LedgerError::sql("read issuance"))
 }
 
 /// The chained record of an issuance: every immutable field an audit ties the row to.
@@ -195,18 +189,4 @@ pub(crate) fn advance(conn: &Connection, id: i64, state: &str, kind: &str, detai
     .map_err(LedgerError::sql("update issuance state"))?;
     chain::append(conn, kind, &serial, Some(id), detail)?;
     Ok(())
-}
-
-impl Ledger {
-    pub fn issuance_by_serial(&self, serial: &str) -> Result<Option<IssuanceRow>, LedgerError> {
-        current_by_serial(&self.conn, serial)
-    }
-
-    pub fn issuance(&self, id: i64) -> Result<Option<IssuanceRow>, LedgerError> {
-        by_id(&self.conn, id)
-    }
-
-    pub fn issuance_count(&self) -> Result<i64, LedgerError> {
-        self.conn.query_row("SELECT COUNT(*) FROM issuances", [], |r| r.get(0)).map_err(LedgerError::sql("count"))
-    }
 }
