@@ -2,8 +2,8 @@
 //! status (0 all devices ok, 1 some failed, 2 the run could not start).
 
 use clap::Parser;
-use station::cli::LogFormat;
-use station::devsim::{self, DevsimArgs, DevsimError};
+use station::cli::{init_tracing, print_error};
+use station::devsim::{self, DevsimArgs};
 use station::error::Coded;
 
 fn main() {
@@ -30,23 +30,4 @@ fn main() {
         }
     };
     std::process::exit(status);
-}
-
-fn print_error(e: &DevsimError, json: bool) {
-    if json {
-        let v = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string(), "hint": e.hint() } });
-        println!("{v}");
-    } else {
-        eprintln!("error[{}]: {e}", e.code());
-        eprintln!("  hint: {}", e.hint());
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STATION_LOG").unwrap_or_else(|_| "warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }

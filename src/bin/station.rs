@@ -1,7 +1,7 @@
 //! The `station` binary: parse arguments, set up logs, run the command, map errors to exit codes.
 
 use clap::Parser;
-use station::cli::{self, Cli, LogFormat};
+use station::cli::{self, Cli, init_tracing};
 use station::error::Coded;
 
 fn main() {
@@ -24,13 +24,4 @@ fn main() {
         }
     };
     std::process::exit(code);
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STATION_LOG").unwrap_or_else(|_| "warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }

@@ -64,7 +64,11 @@ pub fn register(st: &Station, a: &RegisterArgs) -> Result<Box<dyn Report>> {
     if matches!(row.state, CaState::Pending | CaState::Retired) {
         return Err(AwsError::CaNotRegistrable { name: row.name.clone(), state: row.state.as_str() }.into());
     }
-    let local = LocalCa::from_row(&row).ok_or(CaError::WrongState { name: row.name.clone(), state: row.state.as_str(), wanted: "imported (ready or active)" })?;
+    let local = LocalCa::from_row(&row).ok_or(CaError::WrongState {
+        name: row.name.clone(),
+        state: row.state.as_str(),
+        wanted: "imported (ready or active)",
+    })?;
     let template = match settings.mode {
         AwsMode::Jitp => {
             let role = settings.role_arn.clone().ok_or(AwsError::RoleArnMissing)?;

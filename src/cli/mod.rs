@@ -43,6 +43,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// Logs to stderr, filtered by `STATION_LOG` (default `warn`), as text or JSON. For both binaries.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STATION_LOG").unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make a working station in DIR: config, SoftHSM token, PIN files, ledger.

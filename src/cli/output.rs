@@ -1,6 +1,6 @@
 //! Reports: text for people, JSON for scripts. Errors print as `error[code]: message` + `hint:`.
 
-use crate::error::{Coded, Error};
+use crate::error::Coded;
 use serde::Serialize;
 
 /// A command's result.
@@ -48,8 +48,9 @@ impl<T: Serialize> Report for Output<T> {
     }
 }
 
-/// Prints an error for a person (stderr) or a script (stdout, JSON).
-pub fn print_error(e: &Error, json: bool) {
+/// Prints an error for a person (stderr) or a script (stdout, JSON). Any coded error: the station's, the
+/// simulator's.
+pub fn print_error<E: Coded + std::error::Error>(e: &E, json: bool) {
     if json {
         let v = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string(), "hint": e.hint() } });
         println!("{v}");
