@@ -6,7 +6,6 @@ use common::*;
 use station::config::Config;
 use station::hsm::Hsm;
 use station::issue::{Engine, IssueRequest};
-use station::protocol::{Csr, Message, Stored};
 use std::sync::Arc;
 
 fn engine(st: &TestStation) -> Arc<Engine> {
@@ -235,33 +234,13 @@ fn rotation_under_load_switches_cas_without_a_mixed_chain() {
     let workers: Vec<_> = pairs
         .iter()
         .enumerate()
-        .map(|(b, p)| {
-            let (path, stop) = (p.device_end.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut dev = Device::open(&path);
-                let mut chains = Vec::new();
-                let mut i = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let serial = format!("ROT-{b}-{i:04}");
-                    dev.send(&hello(Some(&serial)));
-                    let Message::Welcome(_) = dev.recv(10) else { panic!("WELCOME") };
-                    let (_k, csr) = device_csr(None);
-                    dev.send(&Message::Csr(Csr { der: csr }));
-                    let Message::Chain(c) = dev.recv(10) else { panic!("CHAIN") };
-                    dev.send(&Message::Stored(Stored { sha256: c.sha256.clone() }));
-                    let Message::Done(_) = dev.recv(10) else { panic!("DONE") };
-                    chains.push(c.chain);
-                    i += 1;
-                }
-                chains
-            })
-        })
+        .map(|(b, p)| provision_until(p.device_end.clone(), format!("ROT-{b}"), stop.clone()))
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(700));
     st.run(&["ca", "activate", "ca-2"]).ok();
     std::thread::sleep(std::time::Duration::from_millis(700));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let chains: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let chains: Vec<String> = workers.into_iter().flat_map(|w| w.join().unwrap()).map(|c| c.chain).collect();
     assert_eq!(daemon.stop(), 0);
     let (mut under1, mut under2) = (0, 0);
     for chain in &chains {

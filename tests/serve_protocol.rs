@@ -212,29 +212,7 @@ fn sigterm_mid_run_exits_zero_and_every_chain_a_device_holds_has_its_row() {
     let workers: Vec<_> = pairs
         .iter()
         .enumerate()
-        .map(|(b, p)| {
-            let (path, stop) = (p.device_end.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut dev = Device::open(&path);
-                let mut held = Vec::new();
-                for i in 0.. {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        break;
-                    }
-                    dev.send(&hello(Some(&format!("TERM-{b}-{i:04}"))));
-                    let Some(Message::Welcome(_)) = dev.try_recv(3) else { break };
-                    let (_k, csr) = device_csr(None);
-                    dev.send(&Message::Csr(Csr { der: csr }));
-                    let Some(Message::Chain(c)) = dev.try_recv(3) else { break };
-                    held.push(c.clone()); // the device holds this chain from now on
-                    dev.send(&Message::Stored(Stored { sha256: c.sha256.clone() }));
-                    if !matches!(dev.try_recv(3), Some(Message::Done(_))) {
-                        break;
-                    }
-                }
-                held
-            })
-        })
+        .map(|(b, p)| provision_until(p.device_end.clone(), format!("TERM-{b}"), stop.clone()))
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(800));
     assert_eq!(daemon.stop(), 0, "SIGTERM mid-run exits 0");

@@ -184,3 +184,33 @@ pub fn hello(serial: Option<&str>) -> Message {
         serial: serial.map(String::from),
     })
 }
+
+/// Provisions devices `{prefix}-0000`, `-0001`, … on one bench until `stop` is set or a session fails;
+/// returns every chain the device was given (including one whose DONE never came).
+pub fn provision_until(
+    path: PathBuf,
+    prefix: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<protocol::Chain>> {
+    std::thread::spawn(move || {
+        let mut dev = Device::open(&path);
+        let mut held = Vec::new();
+        for i in 0.. {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let serial = format!("{prefix}-{i:04}");
+            dev.send(&hello(Some(&serial)));
+            let Some(Message::Welcome(_)) = dev.try_recv(3) else { break };
+            let (_k, csr) = device_csr(None);
+            dev.send(&Message::Csr(protocol::Csr { der: csr }));
+            let Some(Message::Chain(c)) = dev.try_recv(3) else { break };
+            held.push(c.clone()); // the device holds this chain from now on
+            dev.send(&Message::Stored(protocol::Stored { sha256: c.sha256.clone() }));
+            if !matches!(dev.try_recv(3), Some(Message::Done(_))) {
+                break;
+            }
+        }
+        held
+    })
+}
