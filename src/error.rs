@@ -71,6 +71,14 @@ impl Error {
         Error::Usage { code, message: message.into(), hint: hint.into() }
     }
 
+    /// Whether the same request can succeed later without anyone changing it: station-side faults (HSM,
+    /// ledger, I/O), a halted station, a stored-hash mismatch (the device writes again). Policy refusals
+    /// and configuration errors are not. The bench protocol sends this as ERROR's `retryable`.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Error::Issue(IssueError::Halted(_) | IssueError::StoredHashMismatch { .. }))
+            || matches!(self.exit_status(), exit::HSM | exit::LEDGER | exit::INTERNAL)
+    }
+
     fn inner(&self) -> Option<&dyn Coded> {
         match self {
             Error::Config(e) => Some(e),

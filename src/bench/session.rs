@@ -3,7 +3,7 @@
 
 use super::{OperatorLine, Shared};
 use crate::config::SerialSource;
-use crate::error::{Coded, Error, exit};
+use crate::error::{Coded, Error};
 use crate::issue::{IssueRequest, Issued};
 use crate::ledger::{Reservation, Writer};
 use crate::pki::sha256_hex;
@@ -322,10 +322,7 @@ impl<'a> Session<'a> {
     }
 
     fn engine_error(&mut self, port: &mut dyn Port, e: &Error) -> io::Result<()> {
-        let retryable = matches!(e.exit_status(), exit::HSM | exit::LEDGER | exit::INTERNAL)
-            || e.code() == "issuance-halted"
-            || e.code() == "stored-hash-mismatch";
-        self.send_error(port, &ErrorMsg::new(e.code(), e.to_string(), e.hint(), retryable))?;
+        self.send_error(port, &ErrorMsg::new(e.code(), e.to_string(), e.hint(), e.retryable()))?;
         self.end_with_failure(e.code(), &e.hint());
         Ok(())
     }
