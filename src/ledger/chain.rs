@@ -57,8 +57,8 @@ pub fn row_hash(
 /// The last event's (seq, row_hash), or (0, GENESIS) for an empty chain.
 pub fn head(conn: &Connection) -> Result<(i64, String), LedgerError> {
     let last = conn
-        .query_row("SELECT seq, row_hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
+        .prepare_cached("SELECT seq, row_hash FROM events ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
         .map_err(LedgerError::sql("read chain head"))?;
     Ok(last.unwrap_or((0, GENESIS.to_string())))
 }

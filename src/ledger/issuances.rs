@@ -134,7 +134,8 @@ pub(crate) fn insert(conn: &Connection, n: &NewIssuance) -> Result<Result<i64, I
     // A re-issue supersedes the old row first (the serial index admits one current row), pointing at
     // the id the new row is about to get; the foreign key is checked at commit.
     let id: i64 = conn
-        .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM issuances", [], |r| r.get(0))
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM issuances")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
         .map_err(LedgerError::sql("next issuance id"))?;
     if let Some((old, _)) = &n.reissue {
         conn.execute("UPDATE issuances SET superseded_by = ?1 WHERE id = ?2", params![id, old])
@@ -165,7 +166,8 @@ pub(crate) fn insert(conn: &Connection, n: &NewIssuance) -> Result<Result<i64, I
     })
     .map_err(LedgerError::sql("insert issuance"))?;
     if let Some(number) = n.reservation {
-        conn.execute("UPDATE serial_reservations SET consumed = 1 WHERE number = ?1", [number])
+        conn.prepare_cached("UPDATE serial_reservations SET consumed = 1 WHERE number = ?1")
+            .and_then(|mut st| st.execute([number]))
             .map_err(LedgerError::sql("consume serial"))?;
     }
     let kind = if n.reissue.is_some() { "reissued" } else { "issued" };
@@ -176,8 +178,8 @@ pub(crate) fn insert(conn: &Connection, n: &NewIssuance) -> Result<Result<i64, I
 /// Moves an issuance forward (issued → delivered → confirmed) and chains the event. Never moves back.
 pub(crate) fn advance(conn: &Connection, id: i64, state: &str, kind: &str, detail: &str) -> Result<(), LedgerError> {
     let serial: Option<String> = conn
-        .query_row("SELECT serial FROM issuances WHERE id = ?1", [id], |r| r.get(0))
-        .optional()
+        .prepare_cached("SELECT serial FROM issuances WHERE id = ?1")
+        .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
         .map_err(LedgerError::sql("read issuance"))?;
     let Some(serial) = serial else {
         return Err(LedgerError::Corrupt(format!("issuance {id} does not exist")));

@@ -7,7 +7,7 @@
 
 use super::issuances::{self, InsertConflict, NewIssuance};
 use super::{LedgerError, chain, now_text, open_connection};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -191,20 +191,31 @@ fn commit_group(conn: &mut Connection, batch: Vec<Op>, in_flight: &mut HashSet<i
     let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
     let mut reserved_now = Vec::new();
     let result = (|| -> Result<(), LedgerError> {
-        let mut tx =
-            conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(LedgerError::sql("begin"))?;
+        // Cached statements, not rusqlite's Transaction/Savepoint (which prepare their SQL every time):
+        // the group commit runs several of these per device.
+        exec(conn, "BEGIN IMMEDIATE", "begin")?;
         for op in batch {
-            let mut sp = tx.savepoint().map_err(LedgerError::sql("savepoint"))?;
-            let (ok, reply) = apply(&sp, op, in_flight, &mut reserved_now);
-            if ok {
-                sp.commit().map_err(LedgerError::sql("release savepoint"))?;
-            } else {
-                sp.rollback().map_err(LedgerError::sql("rollback savepoint"))?;
-                sp.commit().map_err(LedgerError::sql("release savepoint"))?;
-            }
+            let applied =
+                exec(conn, "SAVEPOINT op", "savepoint").map(|()| apply(conn, op, in_flight, &mut reserved_now));
+            let (ok, reply) = match applied {
+                Ok(applied) => applied,
+                Err(e) => {
+                    let _ = exec(conn, "ROLLBACK", "rollback");
+                    return Err(e);
+                }
+            };
             pending.extend(reply);
+            let end = if ok { Ok(()) } else { exec(conn, "ROLLBACK TO op", "rollback savepoint") };
+            if let Err(e) = end.and_then(|()| exec(conn, "RELEASE op", "release savepoint")) {
+                let _ = exec(conn, "ROLLBACK", "rollback");
+                return Err(e);
+            }
         }
-        tx.commit().map_err(LedgerError::sql("commit"))
+        exec(conn, "COMMIT", "commit").inspect_err(|_| {
+            if !conn.is_autocommit() {
+                let _ = exec(conn, "ROLLBACK", "rollback");
+            }
+        })
     })();
     if result.is_err() {
         for n in &reserved_now {
@@ -214,6 +225,11 @@ fn commit_group(conn: &mut Connection, batch: Vec<Op>, in_flight: &mut HashSet<i
     for p in pending {
         p(result.as_ref().err());
     }
+}
+
+/// Runs one statement from the connection's statement cache.
+fn exec(conn: &Connection, sql: &str, what: &'static str) -> Result<(), LedgerError> {
+    conn.prepare_cached(sql).and_then(|mut st| st.raw_execute()).map(|_| ()).map_err(LedgerError::sql(what))
 }
 
 /// Applies one operation; returns whether to keep its changes, and its reply.
@@ -257,10 +273,9 @@ fn apply(
             (true, None)
         }
         Op::Refusal { code, bench, serial, ca } => {
-            let r = conn.execute(
-                "INSERT INTO refusals (at, code, bench, serial, ca_name) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![now_text(), code, bench, serial, ca],
-            );
+            let r = conn
+                .prepare_cached("INSERT INTO refusals (at, code, bench, serial, ca_name) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .and_then(|mut st| st.execute(params![now_text(), code, bench, serial, ca]));
             (r.is_ok(), None)
         }
     }
@@ -292,8 +307,8 @@ fn reserve(conn: &Connection, f: &SerialFormat, in_flight: &HashSet<i64>) -> Res
         return Ok(Some(r));
     }
     let max: Option<i64> = conn
-        .query_row("SELECT MAX(number) FROM serial_reservations", [], |r| r.get(0))
-        .optional()
+        .prepare_cached("SELECT MAX(number) FROM serial_reservations")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
         .map_err(LedgerError::sql("read reservations"))?
         .flatten();
     let next = max.map_or(f.first, |m| (m as u64).saturating_add(1).max(f.first));
@@ -301,7 +316,8 @@ fn reserve(conn: &Connection, f: &SerialFormat, in_flight: &HashSet<i64>) -> Res
         return Ok(None);
     }
     let serial = f.format(next);
-    conn.execute("INSERT INTO serial_reservations (number, serial) VALUES (?1, ?2)", params![next as i64, serial])
+    conn.prepare_cached("INSERT INTO serial_reservations (number, serial) VALUES (?1, ?2)")
+        .and_then(|mut st| st.execute(params![next as i64, serial]))
         .map_err(LedgerError::sql("reserve serial"))?;
     Ok(Some(Reservation { number: next as i64, serial }))
 }
