@@ -14,7 +14,9 @@ pub const DELIMITER: u8 = b'\n';
 const MAX_TYPE_LEN: usize = 16;
 
 /// CRC-32/ISO-HDLC (the zlib/Ethernet/PNG CRC): poly 0x04C11DB7, init and xorout 0xFFFFFFFF, reflected.
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// Slice-by-16 tables (16 KiB, built at compile time): a 2 KiB CHAIN frame checks in a fraction of the time a
+/// byte-at-a-time table takes.
+const CRC32: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
 
 /// CRC-32/ISO-HDLC of `bytes`; `crc32(b"123456789") == 0xCBF43926`.
 pub fn crc32(bytes: &[u8]) -> u32 {
