@@ -60,8 +60,38 @@ fn a_device_is_provisioned_in_one_exchange_and_the_operator_sees_one_line() {
     ]);
     assert!(ok, "{msg}");
     assert_eq!(daemon.stop(), 0);
-    assert_eq!(sqlite(&st.file("station.db"), "SELECT state FROM issuances WHERE serial = 'DEV-0001'"), "confirmed");
+    let db = st.file("station.db");
+    assert_eq!(sqlite(&db, "SELECT state FROM issuances WHERE serial = 'DEV-0001'"), "confirmed");
+    // A device that confirms goes from issued straight to confirmed: two chained events.
+    let kinds = sqlite(
+        &db,
+        "SELECT group_concat(kind, ',') FROM (SELECT kind FROM events WHERE subject = 'DEV-0001' ORDER BY seq)",
+    );
+    assert_eq!(kinds, "issued,confirmed");
     st.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn a_device_that_gets_its_chain_but_never_confirms_leaves_a_delivered_row() {
+    let (st, pairs) = station_with_benches(1, "stored_timeout_secs = 1");
+    let daemon = serve(&st, &pairs);
+    let mut dev = Device::open(&pairs[0].device_end);
+    dev.send(&hello(Some("DEV-SILENT")));
+    assert!(matches!(dev.recv(10), Message::Welcome(_)));
+    let (_key, csr) = device_csr(None);
+    dev.send(&Message::Csr(Csr { der: csr }));
+    assert!(matches!(dev.recv(10), Message::Chain(_)));
+    let Message::Error(e) = dev.recv(10) else { panic!("expected ERROR timeout") };
+    assert_eq!(e.code, "timeout");
+    assert!(daemon.line(5).contains("DEV-SILENT"));
+    assert_eq!(daemon.stop(), 0);
+    let db = st.file("station.db");
+    assert_eq!(sqlite(&db, "SELECT state FROM issuances WHERE serial = 'DEV-SILENT'"), "delivered");
+    let kinds = sqlite(
+        &db,
+        "SELECT group_concat(kind, ',') FROM (SELECT kind FROM events WHERE subject = 'DEV-SILENT' ORDER BY seq)",
+    );
+    assert_eq!(kinds, "issued,delivered");
 }
 
 #[test]
@@ -91,6 +121,12 @@ fn a_stored_hash_mismatch_is_recorded_and_the_retry_gets_the_identical_chain() {
     let db = st.file("station.db");
     assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM issuances"), "1");
     assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM events WHERE kind = 'stored-mismatch'"), "1");
+    // The first session was sent its chain and did not confirm it; the retry confirmed.
+    let kinds = sqlite(
+        &db,
+        "SELECT group_concat(kind, ',') FROM (SELECT kind FROM events WHERE subject = 'DEV-M' ORDER BY seq)",
+    );
+    assert_eq!(kinds, "issued,stored-mismatch,delivered,confirmed");
 }
 
 #[test]

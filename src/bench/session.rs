@@ -112,10 +112,16 @@ impl<'a> Session<'a> {
             if n > 0 {
                 self.decoder.push(&buf[..n]);
             }
-            while let Some(frame) = self.decoder.next_frame() {
-                self.handle(port, frame)?;
+            let handled = (|| {
+                while let Some(frame) = self.decoder.next_frame() {
+                    self.handle(port, frame)?;
+                }
+                self.check_timers(port)
+            })();
+            if let Err(e) = handled {
+                self.end_with_failure("port-lost", "the device or its cable went away; reconnect and retry");
+                return Err(e);
             }
-            self.check_timers(port)?;
         }
     }
 
@@ -163,7 +169,11 @@ impl<'a> Session<'a> {
         model: String,
         firmware: String,
     ) -> io::Result<()> {
-        self.device = None; // a HELLO always starts a new session; an abandoned attempt needs no line
+        // A HELLO always starts a new session; an abandoned attempt needs no line, but a chain it was sent is
+        // recorded as delivered.
+        if let Some(d) = self.device.take() {
+            self.record_delivery(&d);
+        }
         if self.shared.stopping.load(Ordering::Relaxed) {
             self.state = State::Idle;
             return self.send_error(
@@ -228,13 +238,9 @@ impl<'a> Session<'a> {
             chain: issued.chain_pem.clone(),
         };
         device.issued = Some(issued);
+        // Once CHAIN is written, a device that does not confirm leaves a `delivered` row (record_delivery).
         self.send(port, &Message::Chain(chain))?;
         self.shared.stats.chain_latency(received.elapsed());
-        if let Some(issued) = self.device.as_ref().and_then(|d| d.issued.as_ref())
-            && let Err(e) = self.shared.engine.delivered(issued, self.bench)
-        {
-            tracing::warn!(bench = self.bench, error = %e, "could not record the delivery");
-        }
         self.state = State::AwaitStored(Instant::now() + self.shared.timers.stored);
         Ok(())
     }
@@ -242,10 +248,12 @@ impl<'a> Session<'a> {
     fn stored(&mut self, port: &mut dyn Port, sha256: &str) -> io::Result<()> {
         let Some(device) = self.device.take() else { return Ok(()) };
         let Some(issued) = device.issued.as_ref() else { return Ok(()) };
-        self.state = State::Idle;
         match self.shared.engine.confirm(issued, self.bench, sha256) {
             Ok(()) => {
-                self.send(port, &Message::Done(Done { serial: issued.serial.clone() }))?;
+                self.state = State::Idle;
+                // The ledger row is confirmed: the device is provisioned, and its line is due, even if the line
+                // drops as DONE goes out (a device unplugged the moment it reads DONE).
+                let sent = self.send(port, &Message::Done(Done { serial: issued.serial.clone() }));
                 self.shared.stats.device_ok();
                 let what = serde_json::to_value(issued.outcome)
                     .ok()
@@ -260,7 +268,7 @@ impl<'a> Session<'a> {
                     millis: device.started.elapsed().as_millis(),
                     hint: String::new(),
                 });
-                Ok(())
+                sent
             }
             Err(e) => {
                 self.device = Some(device);
@@ -348,18 +356,32 @@ impl<'a> Session<'a> {
 
     /// Ends the device's session with a failure line (nothing to say when no device was in progress).
     fn end_with_failure(&mut self, code: &str, hint: &str) {
+        let Some(d) = self.device.take() else {
+            self.state = State::Idle;
+            return;
+        };
+        self.record_delivery(&d);
+        self.shared.stats.device_failed(code);
+        tracing::info!(bench = self.bench, serial = %d.serial(), code, "device failed");
+        self.line(OperatorLine {
+            bench: self.bench.into(),
+            serial: d.serial(),
+            ok: false,
+            what: code.into(),
+            millis: d.started.elapsed().as_millis(),
+            hint: hint.into(),
+        });
+    }
+
+    /// A device that was sent its CHAIN but will not confirm it: its row becomes `delivered` (one that confirms
+    /// goes from `issued` straight to `confirmed`, one ledger event fewer per device). Leaves the state Idle.
+    fn record_delivery(&mut self, d: &Device) {
+        let chain_sent = matches!(self.state, State::AwaitStored(_));
         self.state = State::Idle;
-        if let Some(d) = self.device.take() {
-            self.shared.stats.device_failed(code);
-            tracing::info!(bench = self.bench, serial = %d.serial(), code, "device failed");
-            self.line(OperatorLine {
-                bench: self.bench.into(),
-                serial: d.serial(),
-                ok: false,
-                what: code.into(),
-                millis: d.started.elapsed().as_millis(),
-                hint: hint.into(),
-            });
+        if let Some(issued) = d.issued.as_ref().filter(|_| chain_sent)
+            && let Err(e) = self.shared.engine.delivered(issued, self.bench)
+        {
+            tracing::warn!(bench = self.bench, error = %e, "could not record the delivery");
         }
     }
 
