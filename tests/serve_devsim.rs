@@ -178,3 +178,66 @@ fn a_simulated_devices_stored_key_and_chain_connect_to_a_tls_broker() {
     assert!(ok, "{msg}");
     assert!(broker.log_text().contains("u'SN-000777'"), "{}", broker.log_text());
 }
+
+/// A simulator that makes its own line (`--pty`) and its keys ahead (`--pregenerate`), as scripts/bench-serial.sh
+/// runs them; it is started before the daemon and waits for the station to open the line.
+fn devsim_pty(rig: &TestStation, ca: &Path, link: &Path, out: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(DEVSIM)
+        .arg("--pty")
+        .arg("--port")
+        .arg(link)
+        .arg("--ca")
+        .arg(ca)
+        .arg("--out")
+        .arg(out)
+        .arg("--json")
+        .args(args)
+        .current_dir(rig.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("station-devsim --pty")
+}
+
+#[test]
+fn simulators_on_their_own_ptys_with_keys_made_ahead_provision_and_every_device_gets_its_line() {
+    let st = TestStation::new();
+    let ca = st.create_ca("ca-1", "ec-p256");
+    st.edit_config(|t| format!("{t}\n[serve]\nreopen_backoff_max_ms = 200\n"));
+    let out = st.file("devices");
+    let links: Vec<PathBuf> = (0..3).map(|b| st.file(&format!("line-{b}"))).collect();
+    let mut sims: Vec<_> = (0..2)
+        .map(|b| {
+            let from = (b * 20 + 1).to_string();
+            devsim_pty(&st, &ca, &links[b], &out, &["--count", "20", "--pregenerate", "--serial-from", &from])
+        })
+        .collect();
+    // A device unplugged after CHAIN: its line goes away and comes back as a new pty at the same link.
+    sims.push(devsim_pty(&st, &ca, &links[2], &out, &["--misbehave", "disconnect", "--serial", "PTY-DISC"]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !links.iter().all(|l| l.exists()) {
+        assert!(std::time::Instant::now() < deadline, "the simulators did not make their lines");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let names = ["bench-0", "bench-1", "bench-2"];
+    let benches: Vec<(&str, &Path)> = names.iter().copied().zip(links.iter().map(PathBuf::as_path)).collect();
+    let daemon = Daemon::start(&st, &benches, &[]);
+    for (b, s) in sims.into_iter().enumerate() {
+        let (code, v) = finish(s);
+        assert_eq!(code, 0, "simulator {b}: {v}");
+        assert!(v["started_unix"].as_f64().unwrap() <= v["finished_unix"].as_f64().unwrap(), "{v}");
+        if b < 2 {
+            assert_eq!(v["devices_ok"].as_u64(), Some(20), "{v}");
+        }
+    }
+    // 40 devices, and the unplugged one twice: its lost session, then its retry (the identical chain).
+    let lines: Vec<String> = (0..42).map(|_| daemon.line(10)).collect();
+    assert_eq!(lines.iter().filter(|l| l.contains(" OK ") && l.contains("SIM-")).count(), 40, "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("PTY-DISC") && l.contains("port-lost")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("PTY-DISC") && l.contains(" OK ") && l.contains("repeat")), "{lines:?}");
+    assert!(links.iter().all(|l| !l.exists()), "each simulator removes its link when it ends");
+    assert_eq!(daemon.stop(), 0);
+    let db = st.file("station.db");
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM issuances WHERE state = 'confirmed'"), "41");
+    assert_eq!(chain_files(&out).len(), 41);
+}

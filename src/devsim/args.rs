@@ -21,9 +21,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "station-devsim", version, about, long_about, max_term_width = 110, args_override_self = true)]
 pub struct DevsimArgs {
-    /// The bench's serial port: a tty, or a pty slave such as /dev/pts/3.
+    /// The bench's serial port: a tty, or a pty slave such as /dev/pts/3. With --pty, the link to create.
     #[arg(long, value_name = "PATH")]
     pub port: PathBuf,
+    /// Make the line itself: open a new pty pair, talk on its master side, and link PATH (--port) to its slave
+    /// side, which the station opens as its serial port. No socat in between. A disconnect replaces the pair and
+    /// re-points the link, as an adapter that is unplugged and plugged in again.
+    #[arg(long)]
+    pub pty: bool,
     /// The CA certificate(s) the device trusts, PEM. After a CA rotation, give old and new: a chain is accepted
     /// when its device certificate is signed by any of them and the chain carries that CA certificate.
     #[arg(long, value_name = "CA.pem")]
@@ -84,6 +89,11 @@ pub struct DevsimArgs {
     /// costs the device, not the station host's disk.
     #[arg(long)]
     pub no_sync: bool,
+    /// Generate every device's key, and its CSR when the device has its own serial, before the first device
+    /// starts, as devices that made them at first boot. For benchmarks on one machine: the simulators then spend
+    /// the shared CPU on the exchange itself. The chain is still checked against --ca for every device.
+    #[arg(long)]
+    pub pregenerate: bool,
     /// Log format on stderr (filter with STATION_LOG, e.g. STATION_LOG=debug).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -87,8 +87,23 @@ pub(crate) struct Device<'a> {
     pub noise: bool,
 }
 
-/// Runs device number `index` (1-based) to the end and reports it.
-pub(crate) fn run_one(args: &DevsimArgs, cas: &[TrustedCa], wire: &mut Wire, index: u32) -> DeviceReport {
+/// Device `index`'s key (1-based), with its CSR made ahead when it has its own serial.
+pub(crate) fn pregenerate(args: &DevsimArgs, index: u32) -> Result<DeviceKey, String> {
+    let mut key = DeviceKey::generate(args.key_type)?;
+    if let Some(serial) = args.serial_for(index) {
+        key.prepare_csr(&serial)?;
+    }
+    Ok(key)
+}
+
+/// Runs device number `index` (1-based) to the end and reports it, with its key made ahead or (`None`) now.
+pub(crate) fn run_one(
+    args: &DevsimArgs,
+    cas: &[TrustedCa],
+    wire: &mut Wire,
+    index: u32,
+    made: Option<DeviceKey>,
+) -> DeviceReport {
     let own_serial = args.serial_for(index);
     // At ERROR level so that the span, and its `serial` field, is on every event the filter lets through.
     let span = tracing::error_span!("device", index, serial = tracing::field::Empty);
@@ -99,7 +114,7 @@ pub(crate) fn run_one(args: &DevsimArgs, cas: &[TrustedCa], wire: &mut Wire, ind
     let started = Instant::now();
     let before = wire.stats();
     wire.discard_input();
-    let key = match DeviceKey::generate(args.key_type) {
+    let key = match made.map_or_else(|| DeviceKey::generate(args.key_type), Ok) {
         Ok(key) => key,
         Err(e) => {
             let failure = Failure::new(codes::KEY_GENERATION_FAILED, format!("cannot generate the device key: {e}"));

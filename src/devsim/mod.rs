@@ -94,6 +94,8 @@ pub enum DevsimError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot generate the device keys ahead (--pregenerate): {0}")]
+    KeyGeneration(String),
     #[error("cannot open the port {path}: {source}")]
     PortOpen {
         path: PathBuf,
@@ -125,6 +127,7 @@ impl Coded for DevsimError {
             DevsimError::CaRead { .. } => "ca-unreadable",
             DevsimError::CaInvalid { .. } => "ca-invalid",
             DevsimError::OutDir { .. } => "out-dir-unwritable",
+            DevsimError::KeyGeneration(_) => codes::KEY_GENERATION_FAILED,
             DevsimError::PortOpen { .. } => "port-open-failed",
         }
     }
@@ -135,9 +138,10 @@ impl Coded for DevsimError {
                 "give --ca a PEM file with the station's CA certificate(s), e.g. from `station ca show --pem`".into()
             }
             DevsimError::OutDir { .. } => "give --out a directory this user can create and write".into(),
+            DevsimError::KeyGeneration(_) => "run without --pregenerate to see which device fails".into(),
             DevsimError::PortOpen { .. } => {
                 "check the path (a tty such as /dev/ttyUSB0 or a pty slave such as /dev/pts/3) and that no other \
-                 program holds it open"
+                 program holds it open; with --pty, that the station opens PATH within a minute"
                     .into()
             }
         }
@@ -153,10 +157,17 @@ pub fn run(args: &DevsimArgs, on_device: &mut dyn FnMut(&DeviceReport)) -> Resul
     let cas = verify::load_cas(&args.ca)?;
     std::fs::create_dir_all(&args.out).map_err(|source| DevsimError::OutDir { path: args.out.clone(), source })?;
     let seed = args.seed.unwrap_or_else(rand::random);
+    let mut made = Vec::new();
+    if args.pregenerate {
+        for index in 1..=args.count {
+            made.push(device::pregenerate(args, index).map_err(DevsimError::KeyGeneration)?);
+        }
+    }
+    let mut made = made.into_iter();
     let mut wire = wire::Wire::open(args, seed)?;
     let mut run = RunReport::new(args, seed);
     for index in 1..=args.count {
-        let report = device::run_one(args, &cas, &mut wire, index);
+        let report = device::run_one(args, &cas, &mut wire, index, made.next());
         on_device(&report);
         run.devices.push(report);
     }

@@ -140,6 +140,10 @@ pub struct RunReport {
     pub misbehave: Option<Misbehave>,
     pub devices_ok: u32,
     pub devices_failed: u32,
+    /// When the first device started and the last one ended, in seconds since the Unix epoch (after the port
+    /// opened, so a benchmark can time many simulators from their first HELLO to their last DONE).
+    pub started_unix: f64,
+    pub finished_unix: f64,
     /// ERROR codes seen across all devices, with counts.
     pub codes_seen: BTreeMap<String, u32>,
     pub wire: WireStats,
@@ -158,6 +162,8 @@ impl RunReport {
             misbehave: args.misbehave,
             devices_ok: 0,
             devices_failed: 0,
+            started_unix: unix_now(),
+            finished_unix: 0.0,
             codes_seen: BTreeMap::new(),
             wire: WireStats::default(),
             devices: Vec::new(),
@@ -165,6 +171,7 @@ impl RunReport {
     }
 
     pub(crate) fn finish(&mut self) {
+        self.finished_unix = unix_now();
         let ok = self.devices.iter().filter(|d| d.ok).count();
         self.devices_ok = u32::try_from(ok).unwrap_or(u32::MAX);
         self.devices_failed = u32::try_from(self.devices.len() - ok).unwrap_or(u32::MAX);
@@ -223,4 +230,8 @@ impl RunReport {
     pub fn exit_status(&self) -> i32 {
         if self.ok { exit::OK } else { exit::FAILED }
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
 }

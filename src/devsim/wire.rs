@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 const READ_SLICE: Duration = Duration::from_millis(20);
 /// A throttled write is split into chunks of about this much wire time.
 const CHUNK_TIME: Duration = Duration::from_millis(5);
+/// With `--pty`, how long to wait for the station to open the line.
+const PTY_WAIT: Duration = Duration::from_secs(60);
 /// The baud rate set on the port when `--line-rate` is not given (ptys ignore it).
 const DEFAULT_BAUD: u32 = 115_200;
 
@@ -61,6 +63,7 @@ impl WireStats {
 pub(crate) struct Wire {
     path: PathBuf,
     port: Option<TTYPort>,
+    pty: bool,
     line_rate: Option<u32>,
     corrupt: f64,
     write_timeout: Duration,
@@ -76,11 +79,21 @@ pub(crate) struct Wire {
     stats: WireStats,
 }
 
+impl Drop for Wire {
+    /// `--pty`: the link goes with the line.
+    fn drop(&mut self) {
+        if self.pty {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 impl Wire {
     pub fn open(args: &DevsimArgs, seed: u64) -> Result<Wire, DevsimError> {
         let mut wire = Wire {
             path: args.port.clone(),
             port: None,
+            pty: args.pty,
             line_rate: args.line_rate,
             corrupt: args.corrupt,
             write_timeout: args.reply_timeout.max(Duration::from_secs(1)),
@@ -98,6 +111,9 @@ impl Wire {
     /// Opens the port (again), dropping anything that was waiting in its input.
     pub fn reopen(&mut self) -> Result<(), serialport::Error> {
         self.port = None;
+        if self.pty {
+            return self.new_pty();
+        }
         let path = self.path.to_string_lossy();
         let builder = serialport::new(path, self.line_rate.unwrap_or(DEFAULT_BAUD)).timeout(READ_SLICE);
         let port = TTYPort::open(&builder)?;
@@ -106,7 +122,46 @@ impl Wire {
         Ok(())
     }
 
-    /// Closes the port, as a device that is unplugged.
+    /// `--pty`: a new pty pair, with `path` (re)linked to its slave side atomically (a link beside it, renamed),
+    /// and a wait until the station has opened it: until then the master reads EIO, and what it wrote could
+    /// meet a line the station has not yet set up.
+    fn new_pty(&mut self) -> Result<(), serialport::Error> {
+        self.decoder.reset();
+        let (mut master, slave) = TTYPort::pair()?;
+        let slave_path = slave
+            .name()
+            .ok_or_else(|| serialport::Error::new(serialport::ErrorKind::NoDevice, "the pty has no name"))?;
+        drop(slave);
+        let tmp = self.path.with_file_name(format!(
+            ".{}.link-{}",
+            self.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&slave_path, &tmp).and_then(|()| std::fs::rename(&tmp, &self.path))?;
+        master.set_timeout(READ_SLICE)?;
+        let deadline = Instant::now() + PTY_WAIT;
+        let mut buf = [0u8; 256];
+        loop {
+            match master.read(&mut buf) {
+                Ok(n) => {
+                    self.decoder.push(&buf[..n]);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => break,
+                Err(e) if no_peer(&e) && Instant::now() < deadline => std::thread::sleep(READ_SLICE),
+                Err(e) if no_peer(&e) => {
+                    let message = format!("nobody opened {} within {PTY_WAIT:?}", self.path.display());
+                    return Err(serialport::Error::new(serialport::ErrorKind::NoDevice, message));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.port = Some(master);
+        Ok(())
+    }
+
+    /// Closes the port, as a device that is unplugged (with `--pty`: the line goes away for the station too).
     pub fn close(&mut self) {
         self.port = None;
     }
@@ -246,4 +301,11 @@ impl Wire {
             }
         }
     }
+}
+
+/// Whether a read error on a pty master means that no one has the slave side open (the poll reports a hang-up,
+/// which serialport returns as a broken pipe; a read itself fails with EIO).
+fn no_peer(e: &io::Error) -> bool {
+    const EIO: i32 = 5;
+    e.kind() == io::ErrorKind::BrokenPipe || e.raw_os_error() == Some(EIO)
 }
