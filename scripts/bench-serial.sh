@@ -62,6 +62,7 @@ for i in $(seq 1 "$benches"); do
   if [ -n "$socat" ]; then
     socat pty,raw,echo=0,link="$work/b$i.station" pty,raw,echo=0,link="$work/b$i.device" 2>/dev/null &
     pids+=($!)
+    while [ ! -e "$work/b$i.device" ] || [ ! -e "$work/b$i.station" ]; do sleep 0.01; done
     port_args=(--port "$work/b$i.device")
   else
     port_args=(--port "$work/b$i.station" --pty)
