@@ -175,7 +175,8 @@ pub(crate) fn insert(conn: &Connection, n: &NewIssuance) -> Result<Result<i64, I
     Ok(Ok(id))
 }
 
-/// Moves an issuance forward (issued → delivered → confirmed) and chains the event. Never moves back.
+/// Moves an issuance forward (issued → delivered → confirmed, or issued → confirmed) and chains the event. Never moves
+/// back: the event is chained either way.
 pub(crate) fn advance(conn: &Connection, id: i64, state: &str, kind: &str, detail: &str) -> Result<(), LedgerError> {
     let serial: Option<String> = conn
         .prepare_cached("SELECT serial FROM issuances WHERE id = ?1")
