@@ -353,3 +353,27 @@ fn text_output_has_one_line_per_device_and_a_summary_with_the_seed() {
     assert!(lines[1].starts_with("#2") && lines[1].contains("SIM-000006"), "{text}");
     assert!(lines[2].contains("2 devices: 2 ok, 0 failed") && lines[2].contains("seed 99"), "{text}");
 }
+
+#[test]
+fn pty_mode_never_replaces_a_file_that_is_not_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca("Test CA");
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let port = dir.path().join("ttyUSB0");
+    std::fs::write(&port, "not a line").unwrap();
+    let out = Command::new(DEVSIM)
+        .args(["--pty", "--json", "--port"])
+        .arg(&port)
+        .arg("--ca")
+        .arg(&ca_file)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "port-open-failed", "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("is not a link"), "{v}");
+    assert_eq!(std::fs::read_to_string(&port).unwrap(), "not a line", "the file is left as it was");
+}

@@ -82,7 +82,7 @@ pub(crate) struct Wire {
 impl Drop for Wire {
     /// `--pty`: the link goes with the line.
     fn drop(&mut self) {
-        if self.pty {
+        if self.pty && std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_symlink()) {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -127,6 +127,11 @@ impl Wire {
     /// meet a line the station has not yet set up.
     fn new_pty(&mut self) -> Result<(), serialport::Error> {
         self.decoder.reset();
+        // Never replace a real file or device node (say --pty --port /dev/ttyUSB0): only a link of ours, or nothing.
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| !m.file_type().is_symlink()) {
+            let message = format!("{} exists and is not a link; --pty makes PATH itself", self.path.display());
+            return Err(serialport::Error::new(serialport::ErrorKind::InvalidInput, message));
+        }
         let (mut master, slave) = TTYPort::pair()?;
         let slave_path = slave
             .name()
