@@ -34,6 +34,9 @@ pub enum LedgerError {
     WriterGone,
     #[error("signing the checkpoint failed: {0}")]
     Signing(String),
+    /// The group this operation was queued in did not commit (the cause is in the message).
+    #[error("not committed: {0}")]
+    NotCommitted(String),
 }
 
 impl LedgerError {
@@ -54,6 +57,7 @@ impl Coded for LedgerError {
             LedgerError::Corrupt(_) => "ledger-corrupt",
             LedgerError::WriterGone => "ledger-writer-stopped",
             LedgerError::Signing(_) => "checkpoint-signing-failed",
+            LedgerError::NotCommitted(_) => "ledger-write-failed",
         }
     }
     fn hint(&self) -> String {
@@ -67,7 +71,7 @@ impl Coded for LedgerError {
             LedgerError::Open { .. } => "check the file's owner and mode (0600, the station's user)".into(),
             LedgerError::SchemaTooNew { .. } => "use the station release that wrote this ledger, or a newer one".into(),
             LedgerError::Migration(_) => "restore the ledger from backup and report this".into(),
-            LedgerError::Sql { .. } => {
+            LedgerError::Sql { .. } | LedgerError::NotCommitted(_) => {
                 "check free disk space, the file's owner and mode, and that no other program holds it locked; nothing was half-written".into()
             }
             LedgerError::Corrupt(_) => "run `station audit verify` and restore from backup if it fails".into(),

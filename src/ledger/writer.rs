@@ -48,6 +48,25 @@ enum Op {
     Checkpoint { ca: String, key_uri: String, sign: CheckpointSigner, reply: Reply<super::Checkpoint> },
 }
 
+impl Op {
+    /// Answers an operation the group never applied with why; a release still takes effect (it is only memory).
+    fn refuse(self, e: &LedgerError, in_flight: &mut HashSet<i64>) {
+        match self {
+            Op::Issue(_, reply) => drop(reply.send(not_committed(e))),
+            Op::Advance { reply, .. } => drop(reply.map(|r| r.send(not_committed(e)))),
+            Op::Reserve(_, reply) => drop(reply.send(not_committed(e))),
+            Op::Event { reply, .. } => drop(reply.send(not_committed(e))),
+            Op::Checkpoint { reply, .. } => drop(reply.send(not_committed(e))),
+            Op::Release(n) => drop(in_flight.remove(&n)),
+            Op::Refusal { .. } => {}
+        }
+    }
+}
+
+fn not_committed<T>(e: &LedgerError) -> Result<T, LedgerError> {
+    Err(LedgerError::NotCommitted(e.to_string()))
+}
+
 /// What the writer calls to sign a checkpoint (an HSM key).
 pub type CheckpointSigner = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
@@ -173,7 +192,7 @@ impl Drop for Writer {
 /// A reply to send once the group's fate is known.
 type Pending = Box<dyn FnOnce(Option<&LedgerError>) + Send>;
 
-fn run(mut conn: Connection, rx: Receiver<Op>, group_max: usize) {
+fn run(conn: Connection, rx: Receiver<Op>, group_max: usize) {
     let mut in_flight: HashSet<i64> = HashSet::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -183,41 +202,20 @@ fn run(mut conn: Connection, rx: Receiver<Op>, group_max: usize) {
                 Err(_) => break,
             }
         }
-        commit_group(&mut conn, batch, &mut in_flight);
+        commit_group(&conn, batch, &mut in_flight);
     }
 }
 
-fn commit_group(conn: &mut Connection, batch: Vec<Op>, in_flight: &mut HashSet<i64>) {
+fn commit_group(conn: &Connection, batch: Vec<Op>, in_flight: &mut HashSet<i64>) {
     let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
     let mut reserved_now = Vec::new();
-    let result = (|| -> Result<(), LedgerError> {
-        // Cached statements, not rusqlite's Transaction/Savepoint (which prepare their SQL every time):
-        // the group commit runs several of these per device.
-        exec(conn, "BEGIN IMMEDIATE", "begin")?;
-        for op in batch {
-            let applied =
-                exec(conn, "SAVEPOINT op", "savepoint").map(|()| apply(conn, op, in_flight, &mut reserved_now));
-            let (ok, reply) = match applied {
-                Ok(applied) => applied,
-                Err(e) => {
-                    let _ = exec(conn, "ROLLBACK", "rollback");
-                    return Err(e);
-                }
-            };
-            pending.extend(reply);
-            let end = if ok { Ok(()) } else { exec(conn, "ROLLBACK TO op", "rollback savepoint") };
-            if let Err(e) = end.and_then(|()| exec(conn, "RELEASE op", "release savepoint")) {
-                let _ = exec(conn, "ROLLBACK", "rollback");
-                return Err(e);
-            }
+    let mut ops = batch.into_iter();
+    let result = apply_group(conn, &mut ops, in_flight, &mut reserved_now, &mut pending);
+    if let Err(e) = &result {
+        // What was never applied still gets its answer: the real cause, not "the writer has stopped".
+        for op in ops {
+            op.refuse(e, in_flight);
         }
-        exec(conn, "COMMIT", "commit").inspect_err(|_| {
-            if !conn.is_autocommit() {
-                let _ = exec(conn, "ROLLBACK", "rollback");
-            }
-        })
-    })();
-    if result.is_err() {
         for n in &reserved_now {
             in_flight.remove(n);
         }
@@ -225,6 +223,38 @@ fn commit_group(conn: &mut Connection, batch: Vec<Op>, in_flight: &mut HashSet<i
     for p in pending {
         p(result.as_ref().err());
     }
+}
+
+/// One transaction for the group, a savepoint per operation (a refused one rolls back alone). On an error the
+/// transaction is rolled back and the operations not yet taken stay in `ops`. Cached statements, not rusqlite's
+/// Transaction/Savepoint, which prepare their SQL every time: this runs several of them per device.
+fn apply_group(
+    conn: &Connection,
+    ops: &mut std::vec::IntoIter<Op>,
+    in_flight: &mut HashSet<i64>,
+    reserved_now: &mut Vec<i64>,
+    pending: &mut Vec<Pending>,
+) -> Result<(), LedgerError> {
+    exec(conn, "BEGIN IMMEDIATE", "begin")?;
+    let applied = (|| {
+        for op in ops.by_ref() {
+            if let Err(e) = exec(conn, "SAVEPOINT op", "savepoint") {
+                op.refuse(&e, in_flight);
+                return Err(e);
+            }
+            let (ok, reply) = apply(conn, op, in_flight, reserved_now);
+            pending.extend(reply);
+            if !ok {
+                exec(conn, "ROLLBACK TO op", "rollback savepoint")?;
+            }
+            exec(conn, "RELEASE op", "release savepoint")?;
+        }
+        exec(conn, "COMMIT", "commit")
+    })();
+    if applied.is_err() && !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK", "rollback");
+    }
+    applied
 }
 
 /// Runs one statement from the connection's statement cache.
@@ -286,7 +316,7 @@ fn finish<T: Send + 'static>(r: Result<T, LedgerError>, reply: Reply<T>) -> (boo
     let pending: Pending = Box::new(move |commit_err: Option<&LedgerError>| {
         let out = match (r, commit_err) {
             (Ok(v), None) => Ok(v),
-            (Ok(_), Some(e)) => Err(LedgerError::Corrupt(format!("group commit failed: {e}"))),
+            (Ok(_), Some(e)) => Err(LedgerError::NotCommitted(e.to_string())),
             (Err(e), _) => Err(e),
         };
         let _ = reply.send(out);
@@ -320,4 +350,40 @@ fn reserve(conn: &Connection, f: &SerialFormat, in_flight: &HashSet<i64>) -> Res
         .and_then(|mut st| st.execute(params![next as i64, serial]))
         .map_err(LedgerError::sql("reserve serial"))?;
     Ok(Some(Reservation { number: next as i64, serial }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group that cannot even begin (another program holds the write lock) answers every operation with the
+    /// real cause, and a queued release still frees its serial.
+    #[test]
+    fn a_group_that_cannot_begin_answers_each_operation_with_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("station.db");
+        drop(super::super::Ledger::create(&path).unwrap());
+        let holder = open_connection(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let conn = open_connection(&path).unwrap();
+        conn.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let (event_tx, event_rx) = sync_channel(1);
+        let (reserve_tx, reserve_rx) = sync_channel(1);
+        let format = SerialFormat { prefix: "SN-".into(), width: 4, first: 1, last: 9 };
+        let batch = vec![
+            Op::Event { kind: "test".into(), subject: "s".into(), detail: "{}".into(), reply: event_tx },
+            Op::Release(7),
+            Op::Reserve(format, reserve_tx),
+        ];
+        let mut in_flight = HashSet::from([7]);
+        commit_group(&conn, batch, &mut in_flight);
+        for err in [event_rx.recv().unwrap().unwrap_err(), reserve_rx.recv().unwrap().map(|_| ()).unwrap_err()] {
+            assert_eq!(crate::error::Coded::code(&err), "ledger-write-failed", "{err}");
+            assert!(err.to_string().contains("locked"), "{err}");
+        }
+        assert!(in_flight.is_empty(), "the release took effect");
+        holder.execute_batch("ROLLBACK").unwrap();
+        let events: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).unwrap();
+        assert_eq!(events, 0, "nothing was written");
+    }
 }
