@@ -6,7 +6,6 @@ use crate::config::SerialSource;
 use crate::error::{Coded, Error};
 use crate::issue::{IssueRequest, Issued};
 use crate::ledger::{Reservation, Writer};
-use crate::pki::sha256_hex;
 use crate::protocol::{self, Chain, Decoder, Done, ErrorMsg, FrameError, Message, Welcome, codes};
 use crate::serial::Port;
 use std::io;
@@ -234,7 +233,7 @@ impl<'a> Session<'a> {
         // The ledger row is durable: the engine returns only after its commit.
         let chain = Chain {
             serial: issued.serial.clone(),
-            sha256: sha256_hex(issued.chain_pem.as_bytes()),
+            sha256: issued.chain_sha256.clone(),
             chain: issued.chain_pem.clone(),
         };
         device.issued = Some(issued);

@@ -70,6 +70,9 @@ pub struct Issued {
     pub outcome: Outcome,
     #[serde(skip)]
     pub chain_pem: String,
+    /// Hex SHA-256 of `chain_pem`: CHAIN carries it, and STORED must match it.
+    #[serde(skip)]
+    pub chain_sha256: String,
     /// Whether the request's reservation was used (else the caller should release it).
     #[serde(skip)]
     pub reservation_used: bool,
@@ -86,6 +89,7 @@ impl Issued {
             not_after: row.not_after.clone(),
             outcome,
             chain_pem: row.chain_pem.clone(),
+            chain_sha256: pki::sha256_hex(row.chain_pem.as_bytes()),
             reservation_used: false,
         }
     }
@@ -303,6 +307,7 @@ impl Engine {
                     ca: new.ca_name,
                     not_after: new.not_after,
                     outcome,
+                    chain_sha256: pki::sha256_hex(new.chain_pem.as_bytes()),
                     chain_pem: new.chain_pem,
                     reservation_used: reservation.is_some(),
                 })
@@ -352,7 +357,7 @@ impl Engine {
     /// Records the device's acknowledgement: the SHA-256 of the chain as it stored it. A mismatch is
     /// recorded and refused.
     pub fn confirm(&self, issued: &Issued, bench: &str, sha256_hex: &str) -> Result<()> {
-        let expected = pki::sha256_hex(issued.chain_pem.as_bytes());
+        let expected = &issued.chain_sha256;
         let detail = serde_json::json!({ "id": issued.id, "bench": bench, "expected": expected, "stored": sha256_hex })
             .to_string();
         if expected.eq_ignore_ascii_case(sha256_hex) {
