@@ -36,13 +36,6 @@ ensure_build
 BIN="$REPO/target/release"
 work="$(mktemp -d)"
 pids=()
-cleanup() { rm -rf "$work"; }
-trap cleanup EXIT
-
-"$BIN/station" init --dir "$work/st" --station-id bench-serial >/dev/null
-"$BIN/station" -c "$work/st/station.toml" ca create --name bench-ca --key-type ec-p256 >/dev/null
-"$BIN/station" -c "$work/st/station.toml" ca show bench-ca --pem | sed -n '/BEGIN CERT/,/END CERT/p' >"$work/ca.pem"
-
 dev_dir="$work/dev"
 if [ ${#sync_args[@]} -gt 0 ] && [ -d /dev/shm ]; then
   dev_dir="$(mktemp -d /dev/shm/station-bench.XXXXXX)"
@@ -53,36 +46,72 @@ cleanup() {
   rm -rf "$work"
   case "$dev_dir" in /dev/shm/*) rm -rf "$dev_dir" ;; esac
 }
+trap cleanup EXIT
+
+"$BIN/station" init --dir "$work/st" --station-id bench-serial >/dev/null
+"$BIN/station" -c "$work/st/station.toml" ca create --name bench-ca --key-type ec-p256 >/dev/null
+"$BIN/station" -c "$work/st/station.toml" ca show bench-ca --pem | sed -n '/BEGIN CERT/,/END CERT/p' >"$work/ca.pem"
 
 rate_args=()
 [ -n "$line_rate" ] && rate_args=(--line-rate "$line_rate")
 bench_args=() sims=()
 for i in $(seq 1 "$benches"); do
   bench_args+=(--bench "b$i=$work/b$i.station")
-  if [ -n "$socat" ]; then
-    socat pty,raw,echo=0,link="$work/b$i.station" pty,raw,echo=0,link="$work/b$i.device" 2>/dev/null &
-    pids+=($!)
-    while [ ! -e "$work/b$i.device" ] || [ ! -e "$work/b$i.station" ]; do sleep 0.01; done
-    port_args=(--port "$work/b$i.device")
-  else
-    port_args=(--port "$work/b$i.station" --pty)
-  fi
-  # Started before the daemon: each waits (devsim --pty: until the station opens its line) to begin.
-  STATION_LOG=warn "$BIN/station-devsim" "${port_args[@]}" --ca "$work/ca.pem" --out "$dev_dir/$i" --count "$count" \
+done
+
+start_serve() {
+  "$BIN/station" -c "$work/st/station.toml" serve "${bench_args[@]}" --stats-out "$work/stats.json" >"$work/lines.txt" 2>"$work/serve.log" &
+  serve_pid=$!
+  pids+=($serve_pid)
+}
+
+# Until the daemon holds every bench's station end open (so no simulator's clock runs during its start-up).
+wait_ports_open() {
+  local want=() i
+  for i in $(seq 1 "$benches"); do want+=("$(readlink -f "$work/b$i.station")"); done
+  for _ in $(seq 1 3000); do
+    local open
+    open=$(ls -l "/proc/$serve_pid/fd" 2>/dev/null | awk '{print $NF}' | sort -u)
+    local missing=0
+    for t in "${want[@]}"; do grep -qxF "$t" <<<"$open" || { missing=1; break; }; done
+    [ "$missing" = 0 ] && return 0
+    kill -0 "$serve_pid" 2>/dev/null || { echo "station serve exited:" >&2; cat "$work/serve.log" >&2; exit 1; }
+    sleep 0.01
+  done
+  echo "station serve did not open its ports" >&2
+  exit 1
+}
+
+start_sim() { # bench number, port options...
+  local i="$1"
+  shift
+  STATION_LOG=warn "$BIN/station-devsim" "$@" --ca "$work/ca.pem" --out "$dev_dir/$i" --count "$count" \
     --serial-from $(( (i - 1) * count + 1 )) --serial-prefix "B$i-" "${rate_args[@]}" "${sync_args[@]}" \
     "${gen_args[@]}" --reply-timeout 30s --json >"$work/sim$i.json" 2>"$work/sim$i.log" &
   sims+=($!)
-done
-for i in $(seq 1 "$benches"); do
-  while [ ! -e "$work/b$i.station" ]; do
-    kill -0 "${sims[$((i - 1))]}" 2>/dev/null || { echo "simulator $i did not start:" >&2; cat "$work/sim$i.log" "$work/sim$i.json" >&2; exit 1; }
-    sleep 0.01
-  done
-done
+  pids+=($!)
+}
 
-"$BIN/station" -c "$work/st/station.toml" serve "${bench_args[@]}" --stats-out "$work/stats.json" >"$work/lines.txt" 2>"$work/serve.log" &
-serve_pid=$!
-pids+=($serve_pid)
+if [ -n "$socat" ]; then
+  for i in $(seq 1 "$benches"); do
+    socat pty,raw,echo=0,link="$work/b$i.station" pty,raw,echo=0,link="$work/b$i.device" 2>/dev/null &
+    pids+=($!)
+    while [ ! -e "$work/b$i.device" ] || [ ! -e "$work/b$i.station" ]; do sleep 0.01; done
+  done
+  start_serve
+  wait_ports_open
+  for i in $(seq 1 "$benches"); do start_sim "$i" --port "$work/b$i.device"; done
+else
+  # Each simulator makes its line, then waits until the station opens it before its first device starts.
+  for i in $(seq 1 "$benches"); do start_sim "$i" --port "$work/b$i.station" --pty; done
+  for i in $(seq 1 "$benches"); do
+    while [ ! -e "$work/b$i.station" ]; do
+      kill -0 "${sims[$((i - 1))]}" 2>/dev/null || { echo "simulator $i did not start:" >&2; cat "$work/sim$i.log" "$work/sim$i.json" >&2; exit 1; }
+      sleep 0.01
+    done
+  done
+  start_serve
+fi
 failed=0
 for p in "${sims[@]}"; do wait "$p" || failed=$((failed + 1)); done
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status")
