@@ -329,8 +329,13 @@ fn usage_errors_exit_2_with_a_stable_code() {
     let run = bench.run(&[]);
     assert_eq!((run.status, &run.json["error"]["code"]), (2, &Value::from("ca-invalid")));
     bench.stop();
-    let out = Command::new(DEVSIM).args(["--port", "/dev/null", "--count", "0"]).output().expect("runs");
+    // Every required argument given, so the refusal is --count's own.
+    let out = Command::new(DEVSIM)
+        .args(["--port", "/dev/null", "--ca", "ca.pem", "--out", "out", "--count", "0"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--count"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -355,25 +360,31 @@ fn text_output_has_one_line_per_device_and_a_summary_with_the_seed() {
 }
 
 #[test]
-fn pty_mode_never_replaces_a_file_that_is_not_a_link() {
+fn pty_mode_never_replaces_a_file_or_a_link_it_did_not_make() {
     let dir = tempfile::tempdir().unwrap();
     let ca = ca("Test CA");
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    let port = dir.path().join("ttyUSB0");
-    std::fs::write(&port, "not a line").unwrap();
-    let out = Command::new(DEVSIM)
-        .args(["--pty", "--json", "--port"])
-        .arg(&port)
-        .arg("--ca")
-        .arg(&ca_file)
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["error"]["code"], "port-open-failed", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("is not a link"), "{v}");
-    assert_eq!(std::fs::read_to_string(&port).unwrap(), "not a line", "the file is left as it was");
+    let file = dir.path().join("ttyUSB0");
+    std::fs::write(&file, "not a line").unwrap();
+    // Say a udev link under /dev/serial/by-id: someone else's, to something that exists.
+    let link = dir.path().join("usb-adapter");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    for port in [&file, &link] {
+        let out = Command::new(DEVSIM)
+            .args(["--pty", "--json", "--port"])
+            .arg(port)
+            .arg("--ca")
+            .arg(&ca_file)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["error"]["code"], "port-open-failed", "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("not a line this simulator made"), "{v}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a line", "the file is left as it was");
+    assert_eq!(std::fs::read_link(&link).unwrap(), file, "the link is left as it was");
 }

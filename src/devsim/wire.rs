@@ -59,11 +59,23 @@ impl WireStats {
     }
 }
 
+impl std::ops::AddAssign for WireStats {
+    fn add_assign(&mut self, d: WireStats) {
+        self.bytes_sent += d.bytes_sent;
+        self.bytes_received += d.bytes_received;
+        self.frames_sent += d.frames_sent;
+        self.frames_corrupted += d.frames_corrupted;
+        self.bits_flipped += d.bits_flipped;
+    }
+}
+
 /// The device's serial line.
 pub(crate) struct Wire {
     path: PathBuf,
     port: Option<TTYPort>,
     pty: bool,
+    /// With `--pty`: the pty slave `path` links to now (ours to replace and to remove).
+    linked: Option<PathBuf>,
     line_rate: Option<u32>,
     corrupt: f64,
     write_timeout: Duration,
@@ -82,7 +94,7 @@ pub(crate) struct Wire {
 impl Drop for Wire {
     /// `--pty`: the link goes with the line.
     fn drop(&mut self) {
-        if self.pty && std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_symlink()) {
+        if self.linked.is_some() && std::fs::read_link(&self.path).ok() == self.linked {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -94,6 +106,7 @@ impl Wire {
             path: args.port.clone(),
             port: None,
             pty: args.pty,
+            linked: None,
             line_rate: args.line_rate,
             corrupt: args.corrupt,
             write_timeout: args.reply_timeout.max(Duration::from_secs(1)),
@@ -127,9 +140,14 @@ impl Wire {
     /// meet a line the station has not yet set up.
     fn new_pty(&mut self) -> Result<(), serialport::Error> {
         self.decoder.reset();
-        // Never replace a real file or device node (say --pty --port /dev/ttyUSB0): only a link of ours, or nothing.
-        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| !m.file_type().is_symlink()) {
-            let message = format!("{} exists and is not a link; --pty makes PATH itself", self.path.display());
+        // Replace only our own link, or a dangling one (a run that crashed): never a file, a device node or a link
+        // someone else made (say /dev/ttyUSB0, or a udev link under /dev/serial/by-id).
+        let ours = std::fs::read_link(&self.path).ok().is_some_and(|t| Some(&t) == self.linked.as_ref());
+        if std::fs::symlink_metadata(&self.path).is_ok() && !ours && self.path.exists() {
+            let message = format!(
+                "{} exists and is not a line this simulator made; --pty makes PATH itself",
+                self.path.display()
+            );
             return Err(serialport::Error::new(serialport::ErrorKind::InvalidInput, message));
         }
         let (mut master, slave) = TTYPort::pair()?;
@@ -144,6 +162,7 @@ impl Wire {
         ));
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&slave_path, &tmp).and_then(|()| std::fs::rename(&tmp, &self.path))?;
+        self.linked = Some(PathBuf::from(slave_path));
         master.set_timeout(READ_SLICE)?;
         let deadline = Instant::now() + PTY_WAIT;
         let mut buf = [0u8; 256];
