@@ -110,13 +110,19 @@ pub enum KeyTypeArg {
     Rsa2048,
 }
 
-impl KeyTypeArg {
-    /// The protocol's name for it, as in WELCOME.key_types.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyTypeArg::EcP256 => "ec-p256",
-            KeyTypeArg::Rsa2048 => "rsa-2048",
+impl From<KeyTypeArg> for crate::pki::KeyType {
+    fn from(k: KeyTypeArg) -> Self {
+        match k {
+            KeyTypeArg::EcP256 => crate::pki::KeyType::EcP256,
+            KeyTypeArg::Rsa2048 => crate::pki::KeyType::Rsa2048,
         }
+    }
+}
+
+impl KeyTypeArg {
+    /// The protocol's name for it, as in WELCOME.key_types (the station's own key type names).
+    pub fn as_str(self) -> &'static str {
+        crate::pki::KeyType::from(self).as_str()
     }
 }
 

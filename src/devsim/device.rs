@@ -71,6 +71,8 @@ pub(crate) struct Trace {
     pub retries: u32,
     pub resends: u32,
     pub codes_seen: Vec<String>,
+    /// Of those, the codes of the station's own ERROR frames (not the device's decode errors).
+    pub station_errors: Vec<String>,
     /// The chain's SHA-256 from the first CHAIN this device accepted; a retry must get the identical chain.
     pub chain_sha256: Option<String>,
 }
@@ -291,6 +293,7 @@ impl Device<'_> {
                 }
                 Incoming::Message(Message::Error(e)) => {
                     self.trace.codes_seen.push(e.code.clone());
+                    self.trace.station_errors.push(e.code.clone());
                     if !protocol::codes::is_frame_level(&e.code) {
                         let failure = Failure::from_error(&e);
                         return Err(if e.retryable { Stop::Restart(failure) } else { Stop::Fail(failure) });

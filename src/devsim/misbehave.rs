@@ -62,7 +62,7 @@ fn garbage(device: &mut Device<'_>, seen: &mut Vec<String>) -> Outcome {
         Err(f) => format!("session failed: {}", f.code),
     });
     let provisioned = provisioned?;
-    if let Some(code) = device.trace.codes_seen.iter().find(|c| protocol::codes::is_frame_level(c)) {
+    if let Some(code) = device.trace.station_errors.iter().find(|c| protocol::codes::is_frame_level(c)) {
         let message = format!("the station answered noise lines with ERROR {code}; it must drop lines without `@`");
         return Err(Failure::new(codes::STATION_ANSWERED_NOISE, message));
     }
@@ -151,6 +151,7 @@ fn observe(device: &mut Device<'_>, seen: &mut Vec<String>, wait: Duration) -> R
     let incoming = device.wire.recv(Instant::now() + wait).map_err(|e| Failure::port_io(&e))?;
     if let Incoming::Message(Message::Error(e)) = &incoming {
         device.trace.codes_seen.push(e.code.clone());
+        device.trace.station_errors.push(e.code.clone());
     }
     seen.push(describe(&incoming));
     Ok(incoming)

@@ -169,7 +169,17 @@ pub fn run(args: &DevsimArgs, on_device: &mut dyn FnMut(&DeviceReport)) -> Resul
     for index in 1..=args.count {
         let report = device::run_one(args, &cas, &mut wire, index, made.next());
         on_device(&report);
+        let line_lost = report.code.as_deref() == Some(codes::PORT_IO);
         run.devices.push(report);
+        // A lost line is opened again for the next device, as an operator replugs the cable; if it will not
+        // open, the devices left are not run (rather than each failing at once on a dead port).
+        if line_lost
+            && index < args.count
+            && let Err(e) = wire.reopen()
+        {
+            tracing::error!(error = %e, "cannot reopen the port; stopping");
+            break;
+        }
     }
     run.finish();
     Ok(run)

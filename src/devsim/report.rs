@@ -180,12 +180,7 @@ impl RunReport {
             for code in &d.codes_seen {
                 *self.codes_seen.entry(code.clone()).or_default() += 1;
             }
-            let w = &mut self.wire;
-            w.bytes_sent += d.wire.bytes_sent;
-            w.bytes_received += d.wire.bytes_received;
-            w.frames_sent += d.wire.frames_sent;
-            w.frames_corrupted += d.wire.frames_corrupted;
-            w.bits_flipped += d.wire.bits_flipped;
+            self.wire += d.wire;
         }
     }
 

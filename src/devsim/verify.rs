@@ -60,7 +60,7 @@ pub(crate) fn check_chain(
     }
     let device = certs.first().ok_or_else(|| refuse(codes::CHAIN_UNPARSEABLE, "the chain holds no certificate"))?;
     check_device_cert(device, own_spki, &chain.serial, own_serial)?;
-    check_trust(device, ders.get(1).map(Vec::as_slice), cas)
+    check_trust(device, &ders[0], ders.get(1).map(Vec::as_slice), cas)
 }
 
 fn check_device_cert(
@@ -97,10 +97,13 @@ fn check_device_cert(
     Ok(())
 }
 
-fn check_trust(device: &X509Certificate<'_>, chain_ca: Option<&[u8]>, cas: &[TrustedCa]) -> Result<(), Refusal> {
-    let signer = cas.iter().find(|ca| {
-        X509Certificate::from_der(&ca.der).is_ok_and(|(_, ca)| device.verify_signature(Some(ca.public_key())).is_ok())
-    });
+fn check_trust(
+    device: &X509Certificate<'_>,
+    device_der: &[u8],
+    chain_ca: Option<&[u8]>,
+    cas: &[TrustedCa],
+) -> Result<(), Refusal> {
+    let signer = cas.iter().find(|ca| crate::pki::signed_by(device_der, &ca.der));
     let Some(signer) = signer else {
         let msg = format!(
             "the device certificate (issuer {}) is not signed by any of the {} CA certificate(s) in --ca",
