@@ -11,10 +11,9 @@ use crate::error::exit;
 use crate::ledger::CaState;
 use serde::Serialize;
 
+/// Where and how to reach AWS IoT, over `[aws]`: shared by `ca register` and `ca verify`.
 #[derive(Debug, Default, clap::Args)]
-pub struct RegisterArgs {
-    #[arg(long)]
-    pub name: String,
+pub struct AwsTarget {
     /// A target region (repeatable) [default: [aws] regions]
     #[arg(long = "region", value_name = "REGION")]
     pub regions: Vec<String>,
@@ -24,6 +23,20 @@ pub struct RegisterArgs {
     /// Send the calls here instead of AWS, e.g. a local emulator [default: [aws] endpoint_url]
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+}
+
+impl AwsTarget {
+    fn overrides(&self) -> Overrides {
+        Overrides { regions: self.regions.clone(), endpoint_url: self.endpoint_url.clone(), mode: self.mode }
+    }
+}
+
+#[derive(Debug, Default, clap::Args)]
+pub struct RegisterArgs {
+    #[arg(long)]
+    pub name: String,
+    #[command(flatten)]
+    pub target: AwsTarget,
     /// Where the CA is registered already, replace its JITP template and role with the configured ones.
     #[arg(long)]
     pub update_template: bool,
@@ -37,15 +50,8 @@ pub struct VerifyArgs {
     /// Every CA (retired ones are shown, not judged).
     #[arg(long)]
     pub all: bool,
-    /// A region to verify (repeatable) [default: [aws] regions]
-    #[arg(long = "region", value_name = "REGION")]
-    pub regions: Vec<String>,
-    /// Which provisioning to check for [default: [aws] mode]
-    #[arg(long)]
-    pub mode: Option<AwsMode>,
-    /// Send the calls here instead of AWS [default: [aws] endpoint_url]
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub target: AwsTarget,
 }
 
 #[derive(Serialize)]
@@ -57,7 +63,7 @@ struct RegisterReport {
 }
 
 pub fn register(st: &Station, a: &RegisterArgs) -> Result<Box<dyn Report>> {
-    let overrides = Overrides { regions: a.regions.clone(), endpoint_url: a.endpoint_url.clone(), mode: a.mode };
+    let overrides = a.target.overrides();
     let settings = Settings::resolve(&st.config, &overrides)?;
     let mut ledger = st.ledger()?;
     let row = ca::find(&ledger, &a.name)?;
@@ -135,7 +141,7 @@ fn register_text(ca: &str, results: &[RegionResult]) -> String {
 }
 
 pub fn verify(cli: &Cli, st: &Station, a: &VerifyArgs) -> Result<Box<dyn Report>> {
-    let overrides = Overrides { regions: a.regions.clone(), endpoint_url: a.endpoint_url.clone(), mode: a.mode };
+    let overrides = a.target.overrides();
     let which = match (&a.name, a.all) {
         (Some(n), _) => Selection::Named(n.clone()),
         (None, true) => Selection::All,
