@@ -36,6 +36,10 @@ fn main() {
 fn engine_runs(toml: &str, label: &str, devices: usize) {
     let csrs = make_csrs(devices);
     let cfg = Config::load(std::path::Path::new(toml)).expect("config");
+    for (k, v) in &cfg.hsm.module_env {
+        // SAFETY: the benchmark has not started any thread yet.
+        unsafe { std::env::set_var(k, v) };
+    }
     let engine = Arc::new(Engine::open(&cfg, Hsm::open(&cfg.hsm).expect("hsm")).expect("engine"));
     // Disjoint keys per run: a key already certified would (rightly) be refused as key reuse.
     let (one, rest) = csrs.split_at(devices / 5);

@@ -12,10 +12,10 @@ ensure_build
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for kind in ec rsa; do
-  "$REPO/target/release/station" init --dir "$work/$kind" --station-id "bench-$kind" >/dev/null
+  "$BIN/station" init --dir "$work/$kind" --station-id "bench-$kind" >/dev/null
 done
-"$REPO/target/release/station" -c "$work/ec/station.toml" ca create --name bench-ec --key-type ec-p256 >/dev/null
-"$REPO/target/release/station" -c "$work/rsa/station.toml" ca create --name bench-rsa --key-type rsa-2048 >/dev/null
+"$BIN/station" -c "$work/ec/station.toml" ca create --name bench-ec --key-type ec-p256 >/dev/null
+"$BIN/station" -c "$work/rsa/station.toml" ca create --name bench-rsa --key-type rsa-2048 >/dev/null
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); SoftHSM $(dpkg-query -W -f='${Version}' softhsm2)"
 bench() { (cd "$REPO" && cargo bench --quiet --bench issue -- "$@"); }
 {

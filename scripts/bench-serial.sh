@@ -33,7 +33,6 @@ devices=$((benches * count))
 seeds="${seeds:-$devices}"
 ensure_packages
 ensure_build
-BIN="$REPO/target/release"
 work="$(mktemp -d)"
 pids=()
 dev_dir="$work/dev"

@@ -8,7 +8,6 @@ set -euo pipefail
 
 ensure_packages
 ensure_build
-BIN="$REPO/target/release"
 DEMO="${STATION_DEMO_DIR:-$REPO/demo}"
 CFG="$DEMO/station.toml"
 PER_BENCH="${DEMO_DEVICES:-3}"
@@ -21,6 +20,8 @@ trap cleanup EXIT
 
 if [ -f "$CFG" ]; then
   step "reusing the demo station in $DEMO"
+  # Demo stations made before module_env values were passed as written named the SoftHSM config relatively.
+  sed -i "s|SOFTHSM2_CONF = \"softhsm2.conf\"|SOFTHSM2_CONF = \"$DEMO/softhsm2.conf\"|" "$CFG"
 else
   step "station init --dir $DEMO"
   "$BIN/station" init --dir "$DEMO" --station-id demo-station

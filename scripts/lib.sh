@@ -31,8 +31,19 @@ ensure_rust() {
   command -v cargo >/dev/null 2>&1 || { log "cargo is missing: install Rust (rustup) first"; exit 1; }
 }
 
-# Builds the binaries (release) once; cargo skips the work when nothing changed.
+# Cargo's target folder, wherever CARGO_TARGET_DIR or a cargo config puts it.
+target_dir() {
+  (cd "$REPO" && cargo metadata --no-deps --format-version 1 2>/dev/null) |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
+# Builds the binaries (release) once; cargo skips the work when nothing changed. Sets BIN to their folder.
 ensure_build() {
   ensure_rust
+  if [ ! -x "$(target_dir)/release/station" ]; then
+    log "building the station (release; a first build takes several minutes)"
+  fi
   (cd "$REPO" && cargo build --release --quiet --bins)
+  BIN="$(target_dir)/release"
+  export BIN
 }

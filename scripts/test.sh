@@ -14,8 +14,9 @@ export STATION_VENV_PYTHON="${STATION_VENV:-$REPO/.venv}/bin/python"
 "$REPO/scripts/test-moto-iot.sh"
 
 # Each test runs in its own process under nextest (a PKCS#11 module reads its config once per process).
+# `test-hooks` compiles in the fault injection the fault tests use (never in a release build).
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo nextest run --workspace --features test-hooks --no-fail-fast "$@"
 else
-  cargo test --workspace --no-fail-fast "$@" -- --test-threads=1
+  cargo test --workspace --features test-hooks --no-fail-fast "$@" -- --test-threads=1
 fi

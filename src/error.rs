@@ -58,6 +58,10 @@ pub trait Coded {
     fn hint(&self) -> String;
     /// The process exit status for this failure.
     fn exit_status(&self) -> i32;
+    /// Whether the same request can succeed later without anyone changing anything: a station-side fault
+    /// of the moment (an HSM being re-initialised, a busy ledger), a halted station. Decided per variant; the
+    /// bench protocol sends it as ERROR's `retryable`, so a wrong `true` makes devices retry forever.
+    fn retryable(&self) -> bool;
 }
 
 impl Error {
@@ -69,14 +73,6 @@ impl Error {
     /// A command used in a way that cannot work.
     pub fn usage(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
         Error::Usage { code, message: message.into(), hint: hint.into() }
-    }
-
-    /// Whether the same request can succeed later without anyone changing it: station-side faults (HSM,
-    /// ledger, I/O), a halted station, a stored-hash mismatch (the device writes again). Policy refusals
-    /// and configuration errors are not. The bench protocol sends this as ERROR's `retryable`.
-    pub fn retryable(&self) -> bool {
-        matches!(self, Error::Issue(IssueError::Halted(_) | IssueError::StoredHashMismatch { .. }))
-            || matches!(self.exit_status(), exit::HSM | exit::LEDGER | exit::INTERNAL)
     }
 
     fn inner(&self) -> Option<&dyn Coded> {
@@ -111,6 +107,14 @@ impl Coded for Error {
             Error::Io { .. } => exit::INTERNAL,
             Error::Usage { .. } => exit::USAGE,
             _ => self.inner().map_or(exit::INTERNAL, Coded::exit_status),
+        }
+    }
+    /// The inner error's own decision; an I/O failure at the station may pass, a usage error does not.
+    fn retryable(&self) -> bool {
+        match self {
+            Error::Io { .. } => true,
+            Error::Usage { .. } => false,
+            _ => self.inner().is_some_and(Coded::retryable),
         }
     }
 }

@@ -19,5 +19,7 @@ pub mod pki;
 pub mod protocol;
 pub mod serial;
 pub mod softhsm;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 
 pub use error::{Error, Result};

@@ -1,10 +1,12 @@
 //! SoftHSM2 set-up for `station init`: a private token directory, its config file, and a token with
 //! fresh random PINs. Real HSMs are initialised with their vendor's tools and only configured here.
 
-use crate::hsm::{HsmError, Pin};
+use crate::hsm::{HsmError, Module, Pin, Step};
 use cryptoki::session::UserType;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The environment variable naming SoftHSM2's config file.
+pub const CONF_ENV: &str = "SOFTHSM2_CONF";
 
 /// Where Debian's softhsm2 package puts the module.
 pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -22,14 +24,15 @@ pub fn conf_text(token_dir: &Path) -> String {
     )
 }
 
-/// Initialises a new token labelled `label` in the first free slot and sets its user PIN.
-pub fn init_token(module: &Path, conf: &Path, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<(), HsmError> {
-    let env = BTreeMap::from([("SOFTHSM2_CONF".to_string(), conf.display().to_string())]);
-    let ctx = crate::hsm::context_for_init(module, &env)?;
-    let slots = ctx.get_all_slots().map_err(HsmError::ck("C_GetSlotList"))?;
+/// Initialises a new token labelled `label` in the first free slot and sets its user PIN. The process's
+/// `SOFTHSM2_CONF` must already name the config file (the binary's `main` sets it for `station init`).
+pub fn init_token(module: &Path, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<(), HsmError> {
+    let m = Module::load(module, None)?;
+    let ctx = m.ctx();
+    let ck = |f| HsmError::ck(Step::InitToken, f);
     let mut free = None;
-    for slot in slots {
-        let info = ctx.get_token_info(slot).map_err(HsmError::ck("C_GetTokenInfo"))?;
+    for slot in ctx.get_all_slots().map_err(ck("C_GetSlotList"))? {
+        let info = ctx.get_token_info(slot).map_err(ck("C_GetTokenInfo"))?;
         if info.label().trim_end() == label && info.token_initialized() {
             return Err(HsmError::KeyExists { label: label.into(), token: label.into() });
         }
@@ -38,12 +41,12 @@ pub fn init_token(module: &Path, conf: &Path, label: &str, so_pin: &Pin, user_pi
         }
     }
     let slot = free.ok_or_else(|| HsmError::TokenNotFound { label: label.into(), present: "no free slot".into() })?;
-    ctx.init_token(slot, so_pin.auth_pin(), label).map_err(HsmError::ck("C_InitToken"))?;
-    let slot = crate::hsm::find_token_slot(&ctx, label)?;
-    let session = ctx.open_rw_session(slot).map_err(HsmError::ck("C_OpenSession"))?;
-    session.login(UserType::So, Some(so_pin.auth_pin())).map_err(HsmError::ck("C_Login(SO)"))?;
-    session.init_pin(user_pin.auth_pin()).map_err(HsmError::ck("C_InitPIN"))?;
-    session.logout().map_err(HsmError::ck("C_Logout"))?;
+    ctx.init_token(slot, so_pin.auth_pin(), label).map_err(ck("C_InitToken"))?;
+    let slot = m.find_token(label)?.slot;
+    let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession"))?;
+    session.login(UserType::So, Some(so_pin.auth_pin())).map_err(ck("C_Login(SO)"))?;
+    session.init_pin(user_pin.auth_pin()).map_err(ck("C_InitPIN"))?;
+    session.logout().map_err(ck("C_Logout"))?;
     Ok(())
 }
 

@@ -4,13 +4,12 @@ mod common;
 use common::bench::*;
 use common::*;
 use station::config::Config;
-use station::hsm::Hsm;
 use station::issue::{Engine, IssueRequest};
 use std::sync::Arc;
 
 fn engine(st: &TestStation) -> Arc<Engine> {
     let cfg = Config::load(&st.config()).unwrap();
-    Arc::new(Engine::open(&cfg, Hsm::open(&cfg.hsm).unwrap()).unwrap())
+    Arc::new(Engine::open(&cfg, open_hsm(&cfg)).unwrap())
 }
 
 fn issue_n(e: &Arc<Engine>, prefix: &str, n: usize, threads: usize) {

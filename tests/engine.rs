@@ -3,7 +3,6 @@
 mod common;
 use common::*;
 use station::config::Config;
-use station::hsm::Hsm;
 use station::issue::{Engine, IssueRequest, Outcome};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,7 +19,7 @@ fn engine_for(st: &TestStation, policy: &str) -> Arc<Engine> {
     st.create_ca("ca-1", "ec-p256");
     st.edit_config(|t| t.replace("serial_source = \"device\"", policy));
     let cfg = Config::load(&st.config()).unwrap();
-    let hsm = Hsm::open(&cfg.hsm).unwrap();
+    let hsm = open_hsm(&cfg);
     Arc::new(Engine::open(&cfg, hsm).unwrap())
 }
 
@@ -63,7 +62,7 @@ fn a_released_or_abandoned_reservation_goes_to_the_next_device() {
     engine.close();
     drop(engine);
     let cfg = Config::load(&st.config()).unwrap();
-    let engine = Engine::open(&cfg, Hsm::open(&cfg.hsm).unwrap()).unwrap();
+    let engine = Engine::open(&cfg, open_hsm(&cfg)).unwrap();
     assert_eq!(engine.issue(&request(csr("y"))).unwrap().serial, "SN-000002");
     // The same key again is the same device: its certificate, not a new serial.
     let again = csr("z");
@@ -112,7 +111,7 @@ fn many_racing_requests_for_one_serial_yield_one_issuance_and_identical_bytes() 
 fn crash_child() {
     let Ok(dir) = std::env::var("STATION_CRASH_DIR") else { return };
     let cfg = Config::load(&std::path::Path::new(&dir).join("station.toml")).unwrap();
-    let engine = Arc::new(Engine::open(&cfg, Hsm::open(&cfg.hsm).unwrap()).unwrap());
+    let engine = Arc::new(Engine::open(&cfg, open_hsm(&cfg)).unwrap());
     let out = std::path::Path::new(&dir).join("out");
     std::fs::create_dir_all(&out).unwrap();
     let workers: Vec<_> = (0..4)

@@ -17,14 +17,21 @@ pub fn witness_path(state_dir: &Path) -> PathBuf {
     state_dir.join("checkpoints.log")
 }
 
-/// Signs the current chain head with `key` and stores it, in the ledger and in the witness file.
+/// Signs the current chain head with `key` and stores it, in the ledger and in the witness file. The head
+/// is read first and signed outside any write transaction; the row is then stored in a short one.
 pub fn create(ledger: &mut Ledger, ca_name: &str, key: &HsmKey, state_dir: &Path) -> Result<Checkpoint> {
-    let sign = |m: &[u8]| key.sign_bytes(m).map_err(|e| e.to_string());
+    let head = checkpoints::head(ledger.conn())?;
+    let signature = sign_checkpoint(key, &head, ca_name)?;
     let tx = ledger.conn_mut().transaction().map_err(LedgerError::sql("begin"))?;
-    let cp = checkpoints::create(&tx, ca_name, &key.uri().to_string(), &sign)?;
+    let cp = checkpoints::store(&tx, &head, ca_name, &key.uri().to_string(), &signature)?;
     tx.commit().map_err(LedgerError::sql("commit checkpoint"))?;
     append_witness(state_dir, &cp)?;
     Ok(cp)
+}
+
+/// The HSM signature over a checkpoint's text.
+pub fn sign_checkpoint(key: &HsmKey, head: &checkpoints::Head, ca_name: &str) -> Result<Vec<u8>, LedgerError> {
+    key.sign_bytes(head.message(ca_name).as_bytes()).map_err(|e| LedgerError::Signing(e.to_string()))
 }
 
 /// Appends a checkpoint to the witness file (created 0600 in a 0700 folder).

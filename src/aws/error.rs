@@ -101,6 +101,24 @@ impl Coded for AwsError {
         }
     }
 
+    fn retryable(&self) -> bool {
+        match self {
+            // The runtime could not start (a resource limit of the moment).
+            AwsError::Runtime(_) => true,
+            AwsError::NotConfigured
+            | AwsError::BadRegion { .. }
+            | AwsError::RoleArnMissing
+            | AwsError::TemplateUnreadable { .. }
+            | AwsError::TemplateInvalid { .. }
+            | AwsError::TemplateParameterUnfilled { .. }
+            | AwsError::CaNotRegistrable { .. }
+            | AwsError::VerificationCertInvalid { .. }
+            | AwsError::VerificationMissing { .. }
+            | AwsError::VerificationStale { .. }
+            | AwsError::VerificationFailed(_) => false,
+        }
+    }
+
     fn exit_status(&self) -> i32 {
         match self {
             AwsError::NotConfigured | AwsError::BadRegion { .. } | AwsError::RoleArnMissing => exit::CONFIG,

@@ -53,6 +53,6 @@ pub fn verification_cert(ca_cert_der: &[u8], ca_key: &HsmKey, registration_code:
     p.not_before = now - Duration::minutes(5);
     p.not_after = now + Duration::days(30);
     p.use_authority_key_identifier_extension = true;
-    let cert = p.signed_by(&throwaway, &issuer).map_err(|e| super::signing_error(ca_key, e))?;
+    let cert = p.signed_by(&throwaway, &issuer).map_err(super::signing_error)?;
     Ok(cert.pem())
 }

@@ -61,4 +61,17 @@ impl Coded for CaError {
     fn exit_status(&self) -> i32 {
         exit::CA
     }
+    fn retryable(&self) -> bool {
+        match self {
+            CaError::NameTaken { .. }
+            | CaError::BadName { .. }
+            | CaError::NotFound { .. }
+            | CaError::NoneActive
+            | CaError::NotPending { .. }
+            | CaError::ImportKeyMismatch { .. }
+            | CaError::WrongState { .. }
+            | CaError::RetireActive { .. }
+            | CaError::ChainMismatch { .. } => false,
+        }
+    }
 }

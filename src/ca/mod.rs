@@ -24,29 +24,50 @@ pub struct NewCa {
     pub days: u32,
 }
 
-/// Creates a CA with a fresh HSM key and a self-signed certificate. The first CA becomes active.
+/// Creates a CA with a fresh HSM key and a self-signed certificate. The first CA becomes active. If
+/// anything fails after the key was made, the key is removed from the token again.
 pub fn create(hsm: &Arc<Hsm>, ledger: &mut Ledger, new: &NewCa) -> Result<CaRow> {
     let (key, dn) = prepare(hsm, ledger, new)?;
-    let params = ca_params(dn, new.days)?;
-    let cert = params.self_signed(&key).map_err(|e| signing_error(&key, e))?;
-    let info = pki::inspect(cert.der())?;
-    let mut row = base_row(new, &key, &info.subject);
-    fill_cert(&mut row, cert.der(), &info);
-    row.state = ledger.insert_ca(&row, "ca-created")?;
-    Ok(row)
+    remove_key_on_error(hsm, &key, || {
+        let params = ca_params(dn, new.days)?;
+        let cert = params.self_signed(&key).map_err(signing_error)?;
+        let info = pki::inspect(cert.der())?;
+        let mut row = base_row(new, &key, &info.subject);
+        fill_cert(&mut row, cert.der(), &info);
+        row.state = ledger.insert_ca(&row, "ca-created")?;
+        Ok(row)
+    })
 }
 
 /// Creates a CA key and returns a CSR for an offline root to sign; the CA stays pending until `import`.
 pub fn create_intermediate(hsm: &Arc<Hsm>, ledger: &mut Ledger, new: &NewCa) -> Result<(CaRow, String)> {
     let (key, dn) = prepare(hsm, ledger, new)?;
-    let mut params = ca_params(dn, new.days)?;
-    params.serial_number = None; // the root chooses the serial
-    let csr = params.serialize_request(&key).map_err(|e| signing_error(&key, e))?;
-    let csr_pem = csr.pem().map_err(|e| PkiError::Build(e.to_string()))?;
-    let mut row = base_row(new, &key, &new.subject);
-    row.state = CaState::Pending;
-    row.state = ledger.insert_ca(&row, "ca-key-created")?;
-    Ok((row, csr_pem))
+    remove_key_on_error(hsm, &key, || {
+        let mut params = ca_params(dn, new.days)?;
+        params.serial_number = None; // the root chooses the serial
+        let csr = params.serialize_request(&key).map_err(signing_error)?;
+        let csr_pem = csr.pem().map_err(|e| PkiError::Build(e.to_string()))?;
+        let mut row = base_row(new, &key, &new.subject);
+        row.state = CaState::Pending;
+        row.state = ledger.insert_ca(&row, "ca-key-created")?;
+        Ok((row, csr_pem))
+    })
+}
+
+/// Runs the rest of a CA's creation; on failure the new key leaves the token again, so the name stays free.
+fn remove_key_on_error<T>(hsm: &Hsm, key: &HsmKey, rest: impl FnOnce() -> Result<T>) -> Result<T> {
+    let result = rest();
+    if let Err(e) = &result {
+        match hsm.destroy_key(key.uri()) {
+            Ok(()) => {
+                tracing::info!(key = %key.uri(), error = %e, "CA not created; its new key was removed from the token")
+            }
+            Err(d) => {
+                tracing::error!(key = %key.uri(), error = %d, "CA not created, and its new key could not be removed; remove it with the token's tools")
+            }
+        }
+    }
+    result
 }
 
 /// Stores the root-signed certificate for a pending CA after checking it: the public key must be the
@@ -148,11 +169,12 @@ fn fill_cert(row: &mut CaRow, der: &[u8], info: &pki::CertInfo) {
     row.not_after = Some(pki::rfc3339(info.not_after));
 }
 
-/// rcgen reports HSM failures as `RemoteKeyError`; recover the real cause from the key.
-pub(crate) fn signing_error(key: &HsmKey, e: rcgen::Error) -> crate::Error {
-    match key.take_error() {
-        Some(hsm) => hsm.into(),
-        None => PkiError::Build(e.to_string()).into(),
+/// rcgen reports HSM failures as `RemoteKeyError`; the real cause is this thread's last signing error.
+pub(crate) fn signing_error(e: rcgen::Error) -> crate::Error {
+    let cause = crate::hsm::take_sign_error();
+    match (e, cause) {
+        (rcgen::Error::RemoteKeyError, Some(hsm)) => hsm.into(),
+        (e, _) => PkiError::Build(e.to_string()).into(),
     }
 }
 

@@ -22,6 +22,41 @@ pub struct InitArgs {
     /// This station's id, recorded with every issuance [default: the host name].
     #[arg(long)]
     pub station_id: Option<String>,
+    /// An environment variable the module reads, as KEY=VALUE (repeatable), written to [hsm] module_env
+    /// exactly as given, e.g. TPM2_PKCS11_TCTI=device:/dev/tpmrm0. SoftHSM's SOFTHSM2_CONF is written by init.
+    #[arg(long = "module-env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub module_env: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE` with a POSIX-style variable name.
+fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected KEY=VALUE")?;
+    let name_ok = !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !name_ok {
+        return Err(format!("{k:?} is not an environment variable name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+impl InitArgs {
+    /// The folder, absolute (init writes absolute paths into the config).
+    fn abs_dir(&self) -> std::io::Result<PathBuf> {
+        std::path::absolute(&self.dir)
+    }
+
+    /// What the module must find in the environment, in the order written to `[hsm] module_env`.
+    pub fn module_env(&self) -> Vec<(String, String)> {
+        let mut env = self.module_env.clone();
+        if softhsm::is_softhsm(&self.module)
+            && let Ok(dir) = self.abs_dir()
+        {
+            env.retain(|(k, _)| k != softhsm::CONF_ENV);
+            env.push((softhsm::CONF_ENV.into(), dir.join("softhsm2.conf").display().to_string()));
+        }
+        env
+    }
 }
 
 #[derive(Serialize)]
@@ -62,7 +97,13 @@ fn build(a: &InitArgs, made: &mut Made) -> Result<Box<dyn Report>> {
         move |e| Error::io("init-io-failed", what, "check the folder is writable", e)
     };
     std::fs::create_dir_all(&a.dir).map_err(io("create", &a.dir))?;
-    let dir = std::path::absolute(&a.dir).map_err(io("resolve", &a.dir))?;
+    let dir = a.abs_dir().map_err(io("resolve", &a.dir))?;
+    let env = a.module_env();
+    for (k, v) in &env {
+        if std::env::var_os(k).as_deref() != Some(std::ffi::OsStr::new(v)) {
+            return Err(crate::hsm::HsmError::ModuleEnvNotApplied { key: k.clone() }.into());
+        }
+    }
     let station_id = a.station_id.clone().unwrap_or_else(default_station_id);
     let soft = softhsm::is_softhsm(&a.module);
     let pin_file = dir.join("hsm-pin");
@@ -80,7 +121,7 @@ fn build(a: &InitArgs, made: &mut Made) -> Result<Box<dyn Report>> {
         made.file(&pin_file);
         so.write_new_file(&so_path).map_err(io("write", &so_path))?;
         made.file(&so_path);
-        softhsm::init_token(&a.module, &conf, &a.token_label, &so, &user)?;
+        softhsm::init_token(&a.module, &a.token_label, &so, &user)?;
         so_pin_file = Some(so_path);
     }
     let ledger = dir.join("station.db");
@@ -89,7 +130,7 @@ fn build(a: &InitArgs, made: &mut Made) -> Result<Box<dyn Report>> {
     made.file(&dir.join("station.db-wal"));
     made.file(&dir.join("station.db-shm"));
     let config = dir.join("station.toml");
-    write_new(&config, &config_text(&station_id, &a.module, &a.token_label, soft)).map_err(io("write", &config))?;
+    write_new(&config, &config_text(&station_id, &a.module, &a.token_label, &env)).map_err(io("write", &config))?;
     made.file(&config);
     let report = InitReport {
         dir: dir.clone(),
@@ -128,11 +169,13 @@ fn build(a: &InitArgs, made: &mut Made) -> Result<Box<dyn Report>> {
 }
 
 /// The config `init` writes: the sample's shape with this station's values.
-fn config_text(id: &str, module: &Path, label: &str, soft: bool) -> String {
-    let env = if soft {
-        "module_env = { SOFTHSM2_CONF = \"softhsm2.conf\" }\n"
+fn config_text(id: &str, module: &Path, label: &str, module_env: &[(String, String)]) -> String {
+    let env = if module_env.is_empty() {
+        "# module_env = { VENDOR_CONF = \"/etc/vendor.conf\" }\n".to_string()
     } else {
-        "# module_env = { VENDOR_CONF = \"/etc/vendor.conf\" }\n"
+        let pairs: Vec<String> =
+            module_env.iter().map(|(k, v)| format!("{k} = {}", toml::Value::String(v.clone()))).collect();
+        format!("module_env = {{ {} }}\n", pairs.join(", "))
     };
     format!(
         "# Written by `station init`. Every field is documented in the sample station.toml of the repository.\n\

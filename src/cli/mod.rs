@@ -76,6 +76,19 @@ pub enum Command {
     Audit(audit::AuditCommand),
 }
 
+/// The environment the PKCS#11 module must find: `[hsm] module_env` of the config this command uses, or
+/// for `init`, what init will write. The binary applies it in `main`, before any thread exists (changing
+/// the environment later is unsound, and a module reads it only when it initialises). A config that cannot
+/// be read yields nothing here; the command itself then reports why.
+pub fn process_env(cli: &Cli) -> Vec<(String, String)> {
+    match &cli.command {
+        Command::Init(a) => a.module_env(),
+        _ => Config::load(&config_path(cli.config.as_deref()))
+            .map(|c| c.hsm.module_env.into_iter().collect())
+            .unwrap_or_default(),
+    }
+}
+
 /// Runs one command and returns its report.
 pub fn run(cli: &Cli) -> Result<Box<dyn Report>> {
     match &cli.command {

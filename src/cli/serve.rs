@@ -36,8 +36,12 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
     }
     // Fail closed before anything starts: the active CA's AWS IoT registration must verify.
     crate::aws::watch::check_gate(&st.config)?;
-    // The HSM is opened before any thread starts (the module reads its environment once).
-    let engine = Arc::new(Engine::open(&st.config, st.hsm()?)?);
+    let hsm = st.hsm()?;
+    // One operator line when the HSM goes down and one when it is back (the healer logs them too).
+    hsm.on_health(Arc::new(|event: &crate::hsm::HealthEvent| {
+        println!("STATION    {event}");
+    }));
+    let engine = Arc::new(Engine::open(&st.config, hsm)?);
     let s = &st.config.serve;
     let json = cli.json;
     let stats = Arc::new(BenchStats::default());

@@ -29,6 +29,35 @@ pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
     if !(1..=64).contains(&cfg.hsm.max_sessions) {
         return bad("hsm.max_sessions", format!("is {}", cfg.hsm.max_sessions), "use 1 to 64");
     }
+    if !(100..=600_000).contains(&cfg.hsm.session_wait_ms) {
+        return bad("hsm.session_wait_ms", format!("is {}", cfg.hsm.session_wait_ms), "use 100 to 600000 milliseconds");
+    }
+    if cfg.hsm.init_args.as_deref().is_some_and(|a| a.is_empty() || a.contains('\0')) {
+        return bad(
+            "hsm.init_args",
+            "is empty or contains a NUL".into(),
+            "give the module's parameter string, or leave init_args out",
+        );
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    for (k, v) in &cfg.hsm.module_env {
+        if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+            return bad(
+                &format!("hsm.module_env.{k}"),
+                "is not a valid environment variable".into(),
+                "use NAME = \"value\"",
+            );
+        }
+        // Values are passed as written. A relative value that names a file next to the config is almost
+        // certainly meant as that file (older configs relied on the station resolving it).
+        if !v.is_empty() && Path::new(v).is_relative() && base.join(v).is_file() {
+            return bad(
+                &format!("hsm.module_env.{k}"),
+                format!("is the relative path {v:?}; values reach the module exactly as written"),
+                &format!("write the absolute path: {k} = \"{}\"", base.join(v).display()),
+            );
+        }
+    }
     if let Err(e) = cfg.ca.key_type.parse::<KeyType>() {
         return bad("ca.key_type", e, "use one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096");
     }

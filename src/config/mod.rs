@@ -54,6 +54,11 @@ impl Coded for ConfigError {
     fn exit_status(&self) -> i32 {
         exit::CONFIG
     }
+    fn retryable(&self) -> bool {
+        match self {
+            ConfigError::Read { .. } | ConfigError::Parse { .. } | ConfigError::Field { .. } => false,
+        }
+    }
 }
 
 /// The config path: the flag, else `STATION_CONFIG`, else `./station.toml`.

@@ -54,16 +54,27 @@ pub struct HsmSection {
     /// A file holding the user PIN, mode 0600. `STATION_HSM_PIN` takes precedence when set.
     #[serde(default)]
     pub pin_file: Option<PathBuf>,
-    /// Environment the module reads at load time, e.g. `SOFTHSM2_CONF`. Relative paths are resolved.
+    /// Environment the module reads when it initialises, e.g. `SOFTHSM2_CONF`, `TPM2_PKCS11_TCTI`. Values
+    /// are passed exactly as written; the binary sets them once, before any thread starts.
     #[serde(default)]
     pub module_env: BTreeMap<String, String>,
+    /// The module's C_Initialize parameter string (`pReserved`), for modules that need one (NSS softokn:
+    /// `configdir='sql:/etc/pki/nssdb' certPrefix='' keyPrefix='' secmod='secmod.db'`).
+    #[serde(default)]
+    pub init_args: Option<String>,
     /// At most this many PKCS#11 sessions are open for signing at once.
     #[serde(default = "default_sessions")]
     pub max_sessions: usize,
+    /// How long a signature waits for a free session before it fails with `hsm-busy` (retryable).
+    #[serde(default = "default_session_wait_ms")]
+    pub session_wait_ms: u64,
 }
 
 fn default_sessions() -> usize {
     4
+}
+fn default_session_wait_ms() -> u64 {
+    10_000
 }
 
 /// Defaults for new CAs. Which CA is active is a ledger state, switched by `station ca activate`.
@@ -236,12 +247,6 @@ impl Config {
         self.hsm.pin_file = self.hsm.pin_file.as_ref().map(abs);
         if let Some(aws) = &mut self.aws {
             aws.resolve(base);
-        }
-        for v in self.hsm.module_env.values_mut() {
-            let p = PathBuf::from(&*v);
-            if p.is_relative() && (v.contains('/') || v.ends_with(".conf")) {
-                *v = base.join(p).display().to_string();
-            }
         }
     }
 }

@@ -7,7 +7,7 @@ id = "bench-room-1"
 module = "/usr/lib/softhsm/libsofthsm2.so"
 token_label = "station"
 pin_file = "hsm-pin"
-module_env = { SOFTHSM2_CONF = "softhsm2.conf" }
+module_env = { SOFTHSM2_CONF = "/etc/station/softhsm2.conf", TPM2_PKCS11_TCTI = "device:/dev/tpmrm0" }
 [ledger]
 path = "station.db"
 "#;
@@ -22,8 +22,21 @@ fn minimal_config_resolves_relative_paths_against_its_folder() {
     assert_eq!(cfg.ledger.path, Path::new("/etc/station/station.db"));
     assert_eq!(cfg.hsm.pin_file.as_deref(), Some(Path::new("/etc/station/hsm-pin")));
     assert_eq!(cfg.hsm.module_env["SOFTHSM2_CONF"], "/etc/station/softhsm2.conf");
+    // Values reach the module exactly as written: a TCTI with a '/' is not a path of the station's.
+    assert_eq!(cfg.hsm.module_env["TPM2_PKCS11_TCTI"], "device:/dev/tpmrm0");
     assert_eq!(cfg.station.state_dir, Path::new("/etc/station/state"));
     assert_eq!(cfg.policy.serial_source, SerialSource::Device);
+}
+
+#[test]
+fn a_relative_module_env_file_next_to_the_config_is_refused_with_the_absolute_path_as_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("softhsm2.conf"), "").unwrap();
+    let text = MINIMAL.replace("\"/etc/station/softhsm2.conf\"", "\"softhsm2.conf\"");
+    let err = Config::from_toml(&text, &dir.path().join("station.toml")).unwrap_err();
+    assert_eq!(err.code(), "config-field-invalid");
+    assert!(err.to_string().contains("hsm.module_env.SOFTHSM2_CONF"), "{err}");
+    assert!(err.hint().contains(&dir.path().join("softhsm2.conf").display().to_string()), "{}", err.hint());
 }
 
 #[test]

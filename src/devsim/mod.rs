@@ -149,6 +149,16 @@ impl Coded for DevsimError {
     fn exit_status(&self) -> i32 {
         exit::USAGE
     }
+    fn retryable(&self) -> bool {
+        match self {
+            DevsimError::Usage { .. }
+            | DevsimError::CaRead { .. }
+            | DevsimError::CaInvalid { .. }
+            | DevsimError::OutDir { .. }
+            | DevsimError::KeyGeneration(_)
+            | DevsimError::PortOpen { .. } => false,
+        }
+    }
 }
 
 /// Runs the simulated devices. `on_device` sees each device's report as soon as it is done (for live output).

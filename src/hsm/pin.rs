@@ -59,7 +59,8 @@ impl Pin {
     /// Reads a PIN file, refusing one that group or others can read.
     pub fn from_file(path: &Path) -> Result<Pin, HsmError> {
         use std::os::unix::fs::PermissionsExt;
-        let unreadable = |source| HsmError::PinFileUnreadable { path: path.to_path_buf(), source };
+        let unreadable =
+            |e: std::io::Error| HsmError::PinFileUnreadable { path: path.to_path_buf(), problem: e.to_string() };
         let mode = std::fs::metadata(path).map_err(unreadable)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(HsmError::PinFilePermissions { path: path.to_path_buf(), mode });

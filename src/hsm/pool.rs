@@ -1,229 +1,194 @@
-//! The process's PKCS#11 context, its token, and a bounded pool of logged-in sessions.
+//! A bounded pool of PKCS#11 sessions, handed out as leases that always give their session back, or close
+//! it, even when the thread holding one panics. A check-out waits for a free session at most
+//! `[hsm] session_wait_ms`.
 //!
-//! A `Session` is `Send` but not `Sync`, so a session is only ever used by the thread that checked it
-//! out. One "anchor" session stays open for the life of the `Hsm`, which keeps the login alive (PKCS#11
-//! logs the application out when its last session closes).
+//! The pool is also the gate that healing closes: while the module is being re-initialised, check-outs
+//! fail at once (`hsm-unavailable`), and the healer waits until no lease is out before C_Finalize, so no
+//! thread is inside the module when it is finalised. Sessions carry the generation they were opened in;
+//! one from before a re-initialisation is never reused.
 
-use super::{HsmError, Pin};
-use crate::config::HsmSection;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::session::{Session, UserType};
+use super::HsmError;
+use super::error::Step;
+use cryptoki::context::Pkcs11;
+use cryptoki::session::Session;
 use cryptoki::slot::Slot;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-static CONTEXT: OnceLock<Mutex<Option<(PathBuf, Pkcs11)>>> = OnceLock::new();
-
-/// An open, logged-in token.
-pub struct Hsm {
-    ctx: Pkcs11,
-    module: PathBuf,
-    slot: Slot,
-    token_label: String,
-    pin: Pin,
-    max_sessions: usize,
-    state: Mutex<PoolState>,
-    freed: Condvar,
-    _anchor: Mutex<Session>,
+/// Whether the pool hands out sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// The token failed; the module is being re-initialised. The cause is what failed.
+    Healing(String),
+    /// Healing stopped for good (the token refused the PIN): a person must act.
+    Stopped(String),
 }
 
-struct PoolState {
+pub(super) struct Pool {
+    max: usize,
+    wait: Duration,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+struct State {
     idle: Vec<Session>,
-    open: usize,
+    in_use: usize,
+    slot: Slot,
+    generation: u64,
+    gate: Gate,
 }
 
-impl std::fmt::Debug for Hsm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hsm").field("module", &self.module).field("token", &self.token_label).finish_non_exhaustive()
+/// A checked-out session. Dropping it returns the session to the pool, or closes it when it was
+/// discarded, the thread is panicking, or the module was re-initialised meanwhile.
+pub(super) struct Lease<'a> {
+    pool: &'a Pool,
+    session: Option<Session>,
+    generation: u64,
+    keep: bool,
+}
+
+impl Lease<'_> {
+    pub fn session(&self) -> &Session {
+        self.session.as_ref().expect("a lease holds its session until dropped")
+    }
+
+    /// The module generation this session belongs to (key handles are only valid within one).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Close this session instead of returning it (the module reported it broken).
+    pub fn discard(&mut self) {
+        self.keep = false;
     }
 }
 
-impl Hsm {
-    /// Opens the token named in `[hsm]`, with the PIN from the environment or the pin file.
-    pub fn open(cfg: &HsmSection) -> Result<Arc<Hsm>, HsmError> {
-        // The module first: a missing module is named as such, not as a PIN problem.
-        context(&cfg.module, &cfg.module_env)?;
-        let pin = Pin::load(cfg.pin_file.as_deref())?;
-        Self::open_with(cfg, pin)
-    }
-
-    /// Opens the token with a PIN the caller already holds.
-    pub fn open_with(cfg: &HsmSection, pin: Pin) -> Result<Arc<Hsm>, HsmError> {
-        let ctx = context(&cfg.module, &cfg.module_env)?;
-        let (slot, anchor) = with_backoff(&ctx, || {
-            let slot = find_token(&ctx, &cfg.token_label)?;
-            let anchor = ctx.open_rw_session(slot).map_err(HsmError::ck("C_OpenSession"))?;
-            login(&anchor, &pin, &cfg.token_label)?;
-            Ok((slot, anchor))
-        })?;
-        Ok(Arc::new(Hsm {
-            ctx,
-            module: cfg.module.clone(),
-            slot,
-            token_label: cfg.token_label.clone(),
-            pin,
-            max_sessions: cfg.max_sessions.max(1),
-            state: Mutex::new(PoolState { idle: Vec::new(), open: 0 }),
-            freed: Condvar::new(),
-            _anchor: Mutex::new(anchor),
-        }))
-    }
-
-    pub fn token_label(&self) -> &str {
-        &self.token_label
-    }
-
-    pub fn module(&self) -> &Path {
-        &self.module
-    }
-
-    /// Runs `f` on a pooled session. A session that the module reports broken is closed, not reused;
-    /// a lost login is restored once.
-    pub fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
-        let session = self.checkout()?;
-        let mut result = f(&session);
-        if matches!(result.as_ref().err().and_then(HsmError::rv), Some(RvError::UserNotLoggedIn)) {
-            result = login(&session, &self.pin, &self.token_label).and_then(|()| f(&session));
-        }
-        let broken = matches!(
-            result.as_ref().err().and_then(HsmError::rv),
-            Some(
-                RvError::SessionHandleInvalid
-                    | RvError::SessionClosed
-                    | RvError::DeviceRemoved
-                    | RvError::DeviceError
-                    | RvError::TokenNotPresent
-            )
-        );
-        self.checkin(session, broken);
-        result
-    }
-
-    fn checkout(&self) -> Result<Session, HsmError> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(s) = st.idle.pop() {
-                return Ok(s);
-            }
-            if st.open < self.max_sessions {
-                st.open += 1;
-                drop(st);
-                return self.ctx.open_rw_session(self.slot).map_err(|e| {
-                    self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
-                    HsmError::Pkcs11 { op: "C_OpenSession", source: e }
-                });
-            }
-            st = self.freed.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    fn checkin(&self, session: Session, broken: bool) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if broken {
-            st.open -= 1;
-            drop(session);
-        } else {
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else { return };
+        let mut st = self.pool.lock();
+        let reuse = self.keep && !std::thread::panicking() && st.generation == self.generation && st.gate == Gate::Open;
+        if reuse {
             st.idle.push(session);
+        } else {
+            // Closed before the lease counts as returned: the healer must not finalise the module while this
+            // thread is still inside C_CloseSession.
+            drop(st);
+            drop(session);
+            st = self.pool.lock();
         }
-        self.freed.notify_one();
+        st.in_use -= 1;
+        drop(st);
+        self.pool.changed.notify_all();
+    }
+}
+
+impl Pool {
+    pub fn new(max: usize, wait: Duration, slot: Slot) -> Pool {
+        Pool {
+            max: max.max(1),
+            wait,
+            state: Mutex::new(State { idle: Vec::new(), in_use: 0, slot, generation: 1, gate: Gate::Open }),
+            changed: Condvar::new(),
+        }
     }
 
-    /// Token facts for `station hsm status`.
-    pub fn token_info(&self) -> Result<cryptoki::slot::TokenInfo, HsmError> {
-        let mut tries = 0;
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A session: an idle one, else a new one while fewer than `max` are open, else the first one returned
+    /// within the wait.
+    pub fn checkout(&self, ctx: &Pkcs11) -> Result<Lease<'_>, HsmError> {
+        let started = Instant::now();
+        let deadline = started + self.wait;
+        let mut st = self.lock();
         loop {
-            match self.ctx.get_token_info(self.slot).map_err(HsmError::ck("C_GetTokenInfo")) {
-                Err(e) if tries < 5 && transient(&e) => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10 << tries));
-                }
-                other => return other,
+            match &st.gate {
+                Gate::Open => {}
+                Gate::Healing(cause) => return Err(HsmError::Unavailable { cause: cause.clone() }),
+                Gate::Stopped(cause) => return Err(HsmError::RecoveryStopped { cause: cause.clone() }),
+            }
+            let generation = st.generation;
+            if let Some(session) = st.idle.pop() {
+                st.in_use += 1;
+                return Ok(Lease { pool: self, session: Some(session), generation, keep: true });
+            }
+            if st.in_use < self.max {
+                st.in_use += 1;
+                let slot = st.slot;
+                drop(st);
+                return match ctx.open_rw_session(slot) {
+                    Ok(session) => Ok(Lease { pool: self, session: Some(session), generation, keep: true }),
+                    Err(e) => {
+                        self.lock().in_use -= 1;
+                        self.changed.notify_all();
+                        Err(HsmError::ck(Step::OpenSession, "C_OpenSession")(e))
+                    }
+                };
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let waited_ms = now.duration_since(started).as_millis() as u64;
+                return Err(HsmError::Busy { waited_ms, max_sessions: self.max });
+            }
+            st = self.changed.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Closes the gate. True when it was open (the caller is the one to heal).
+    pub fn close(&self, gate: Gate) -> bool {
+        let mut st = self.lock();
+        let was_open = st.gate == Gate::Open;
+        if was_open || matches!(gate, Gate::Stopped(_)) {
+            st.gate = gate;
+        }
+        drop(st);
+        self.changed.notify_all();
+        was_open
+    }
+
+    /// Waits until every lease is back, then hands over the idle sessions (for closing before C_Finalize).
+    pub fn drain(&self) -> Vec<Session> {
+        let mut st = self.lock();
+        let started = Instant::now();
+        let mut warned = false;
+        while st.in_use > 0 {
+            st = self.changed.wait_timeout(st, Duration::from_secs(5)).unwrap_or_else(|p| p.into_inner()).0;
+            if st.in_use > 0 && !warned && started.elapsed() >= Duration::from_secs(5) {
+                tracing::warn!(
+                    in_flight = st.in_use,
+                    "waiting for HSM calls in flight before re-initialising the module"
+                );
+                warned = true;
             }
         }
+        std::mem::take(&mut st.idle)
     }
-}
 
-/// Retries transient failures while the token is being opened, with backoff (10 ms doubling, six
-/// tries, about 0.3 s in all). SoftHSM's file store can be caught mid-read by another process and then
-/// reports a general error, an uninitialised PIN or a missing token for an instant; network HSMs
-/// report device errors while reconnecting. A wrong PIN fails at once.
-/// Between tries the module is finalised and initialised again, so it re-reads its token state
-/// (this runs before the process has any session open).
-fn with_backoff<T>(ctx: &Pkcs11, mut f: impl FnMut() -> Result<T, HsmError>) -> Result<T, HsmError> {
-    let mut delay = std::time::Duration::from_millis(10);
-    for attempt in 1.. {
-        match f() {
-            Err(e) if attempt < 6 && transient(&e) => {
-                tracing::debug!(attempt, error = %e, "HSM busy; retrying");
-                std::thread::sleep(delay);
-                delay *= 2;
-                let _ = ctx.clone().finalize();
-                ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-                    .map_err(HsmError::ck("C_Initialize"))?;
-            }
-            other => return other,
-        }
+    /// Opens the gate again on the (re-found) slot, in a new generation.
+    pub fn reopen(&self, slot: Slot) {
+        let mut st = self.lock();
+        st.slot = slot;
+        st.generation += 1;
+        st.gate = Gate::Open;
+        drop(st);
+        self.changed.notify_all();
     }
-    unreachable!("the loop returns by the sixth attempt")
-}
 
-fn transient(e: &HsmError) -> bool {
-    matches!(e, HsmError::TokenNotFound { .. })
-        || matches!(
-            e.rv(),
-            Some(RvError::GeneralError | RvError::DeviceError | RvError::DeviceMemory | RvError::UserPinNotInitialized)
-        )
-}
+    pub fn gate(&self) -> Gate {
+        self.lock().gate.clone()
+    }
 
-fn login(session: &Session, pin: &Pin, label: &str) -> Result<(), HsmError> {
-    match session.login(UserType::User, Some(pin.auth())) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(HsmError::PinIncorrect { label: label.into() }),
-        Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(HsmError::PinLocked { label: label.into() }),
-        Err(e) => Err(HsmError::Pkcs11 { op: "C_Login", source: e }),
+    /// (sessions checked out, sessions idle).
+    pub fn usage(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.in_use, st.idle.len())
     }
-}
 
-/// Loads and initialises the module once per process.
-pub(crate) fn context(module: &Path, env: &std::collections::BTreeMap<String, String>) -> Result<Pkcs11, HsmError> {
-    let cell = CONTEXT.get_or_init(|| Mutex::new(None));
-    let mut guard = cell.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((loaded, ctx)) = guard.as_ref() {
-        if loaded != module {
-            return Err(HsmError::SecondModule { loaded: loaded.clone(), wanted: module.to_path_buf() });
-        }
-        return Ok(ctx.clone());
+    pub fn max(&self) -> usize {
+        self.max
     }
-    if !module.exists() {
-        return Err(HsmError::ModuleMissing { path: module.to_path_buf() });
-    }
-    for (k, v) in env {
-        // SAFETY: the module reads its environment when it initialises; this runs once, under the
-        // context lock, before the station starts worker threads that could read the environment.
-        unsafe { std::env::set_var(k, v) };
-    }
-    let load = |source| HsmError::ModuleLoad { path: module.to_path_buf(), source };
-    let ctx = Pkcs11::new(module).map_err(load)?;
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(load(e)),
-    }
-    *guard = Some((module.to_path_buf(), ctx.clone()));
-    Ok(ctx)
-}
-
-/// The slot holding the token with this label. Slot numbers move (SoftHSM renumbers on init).
-pub(crate) fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, HsmError> {
-    let slots = ctx.get_slots_with_initialized_token().map_err(HsmError::ck("C_GetSlotList"))?;
-    let mut present = Vec::new();
-    for slot in slots {
-        let info = ctx.get_token_info(slot).map_err(HsmError::ck("C_GetTokenInfo"))?;
-        if info.label().trim_end() == label {
-            return Ok(slot);
-        }
-        present.push(format!("{:?}", info.label().trim_end()));
-    }
-    let present = if present.is_empty() { "none".to_string() } else { present.join(", ") };
-    Err(HsmError::TokenNotFound { label: label.into(), present })
 }

@@ -1,18 +1,39 @@
-//! An HSM key as an rcgen signer. ECDSA hashes on the host and signs with CKM_ECDSA (SoftHSM has no
-//! CKM_ECDSA_SHA256); the raw r‖s is DER-encoded with the `der` crate. RSA uses CKM_SHA256_RSA_PKCS.
+//! An HSM key as an rcgen signer. The mechanism is the token's (see `mechanisms.rs`); an ECDSA result,
+//! raw r‖s, is DER-encoded with the `der` crate.
+//!
+//! The private key's handle is cached per module generation. After a re-initialisation, or when the token
+//! says the handle is no longer valid (a failover), the key is looked up again by its URI and its public
+//! key compared with the one the CA certificate carries, so a different key under the same label never
+//! signs.
 
+use super::error::{Fault, Step};
+use super::keys::{find_pair, read_public};
 use super::{Hsm, HsmError, KeyInfo, KeyUri};
 use crate::pki::KeyType;
-use cryptoki::mechanism::Mechanism;
+use cryptoki::object::ObjectHandle;
+use cryptoki::session::Session;
 use der::Encode;
-use sha2::Digest;
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
+
+thread_local! {
+    /// The HSM error behind this thread's last failed rcgen signature. rcgen can only say
+    /// `RemoteKeyError`; the caller takes the cause right after, on the same thread, so two benches
+    /// failing at once never read each other's error.
+    static SIGN_ERROR: RefCell<Option<HsmError>> = const { RefCell::new(None) };
+}
+
+/// The HSM error behind this thread's last `rcgen::Error::RemoteKeyError`, if any.
+pub fn take_sign_error() -> Option<HsmError> {
+    SIGN_ERROR.with(|e| e.borrow_mut().take())
+}
 
 /// A private key in the HSM that can sign certificates.
 pub struct HsmKey {
     hsm: Arc<Hsm>,
     info: KeyInfo,
-    last_error: Mutex<Option<HsmError>>,
+    /// (module generation, private key handle).
+    handle: Mutex<Option<(u64, ObjectHandle)>>,
 }
 
 impl std::fmt::Debug for HsmKey {
@@ -35,7 +56,7 @@ impl HsmKey {
     }
 
     pub fn from_info(hsm: &Arc<Hsm>, info: KeyInfo) -> HsmKey {
-        HsmKey { hsm: hsm.clone(), info, last_error: Mutex::new(None) }
+        HsmKey { hsm: hsm.clone(), info, handle: Mutex::new(None) }
     }
 
     pub fn uri(&self) -> &KeyUri {
@@ -51,17 +72,51 @@ impl HsmKey {
         rcgen::PublicKeyData::subject_public_key_info(self)
     }
 
+    /// The private key's handle in this session's generation, looked up (and checked) when not cached.
+    fn handle(&self, s: &Session, generation: u64) -> Result<ObjectHandle, HsmError> {
+        let mut cached = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((g, h)) = *cached
+            && g == generation
+        {
+            return Ok(h);
+        }
+        let (privh, pubh) = find_pair(s, &self.info.uri)?;
+        let (kt, raw) = read_public(s, pubh, &self.info.uri)?;
+        if kt != self.info.key_type || raw != self.info.public_raw {
+            return Err(HsmError::KeyUnusable {
+                uri: self.info.uri.to_string(),
+                problem: "the key found under this URI is not the one the CA certificate carries".into(),
+            });
+        }
+        *cached = Some((generation, privh));
+        Ok(privh)
+    }
+
+    fn forget_handle(&self) {
+        *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Signs `msg`, returning the signature as X.509 wants it.
     pub fn sign_bytes(&self, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
-        let kt = self.info.key_type;
-        let (mechanism, data) = match kt {
-            KeyType::EcP256 => (Mechanism::Ecdsa, sha2::Sha256::digest(msg).to_vec()),
-            KeyType::EcP384 => (Mechanism::Ecdsa, sha2::Sha384::digest(msg).to_vec()),
-            _ => (Mechanism::Sha256RsaPkcs, msg.to_vec()),
+        let method = self.hsm.sign_method(self.info.key_type)?;
+        let input = method.input(msg);
+        let mechanism = method.mechanism();
+        let sign = || {
+            self.hsm.call(|s, generation| {
+                #[cfg(feature = "test-hooks")]
+                crate::test_hooks::panic_if_marked(msg);
+                let h = self.handle(s, generation)?;
+                s.sign(&mechanism, h, &input).map_err(HsmError::ck(Step::Sign, "C_Sign"))
+            })
         };
-        let raw =
-            self.hsm.with_session(|s| s.sign(&mechanism, self.info.private, &data).map_err(HsmError::ck("C_Sign")))?;
-        if !kt.is_ec() {
+        let raw = match sign() {
+            Err(e) if e.fault() == Fault::Handle => {
+                self.forget_handle();
+                sign()?
+            }
+            other => other?,
+        };
+        if !self.info.key_type.is_ec() {
             return Ok(raw);
         }
         let bad = |p: String| HsmError::KeyUnusable { uri: self.info.uri.to_string(), problem: p };
@@ -71,11 +126,6 @@ impl HsmKey {
         let (r, s) = raw.split_at(raw.len() / 2);
         let uint = |b| der::asn1::UintRef::new(b).map_err(|e| bad(e.to_string()));
         EcdsaSigValue { r: uint(r)?, s: uint(s)? }.to_der().map_err(|e| bad(e.to_string()))
-    }
-
-    /// The HSM error behind the last `rcgen::Error::RemoteKeyError`, if any.
-    pub fn take_error(&self) -> Option<HsmError> {
-        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -91,7 +141,7 @@ impl rcgen::PublicKeyData for HsmKey {
 impl rcgen::SigningKey for HsmKey {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         self.sign_bytes(msg).map_err(|e| {
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            SIGN_ERROR.with(|slot| *slot.borrow_mut() = Some(e));
             rcgen::Error::RemoteKeyError
         })
     }

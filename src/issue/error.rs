@@ -87,4 +87,23 @@ impl Coded for IssueError {
     fn exit_status(&self) -> i32 {
         exit::POLICY
     }
+    fn retryable(&self) -> bool {
+        match self {
+            // Halted: issuance resumes once the cause is fixed. A stored-hash mismatch: the device writes again.
+            IssueError::Halted(_) | IssueError::StoredHashMismatch { .. } => true,
+            IssueError::CsrTooLarge { .. }
+            | IssueError::CsrMalformed(_)
+            | IssueError::CsrBadSignature(_)
+            | IssueError::KeyTypeNotAllowed { .. }
+            | IssueError::KeyTooWeak(_)
+            | IssueError::SerialMissing
+            | IssueError::SerialMismatch { .. }
+            | IssueError::SerialPattern { .. }
+            | IssueError::SerialNotAllowed(_)
+            | IssueError::SerialRangeExhausted { .. }
+            | IssueError::SerialAlreadyIssued { .. }
+            | IssueError::KeyReuse { .. }
+            | IssueError::NothingToReissue(_) => false,
+        }
+    }
 }

@@ -274,7 +274,7 @@ impl Engine {
         let now = OffsetDateTime::now_utc();
         let params = self.policy.params(&serial, ca.not_after, now);
         let key = DeviceKey { key_type: csr.key_type, raw: &csr.public_raw };
-        let cert = params.signed_by(&key, &ca.issuer).map_err(|e| crate::ca::signing_error(ca.issuer.key(), e))?;
+        let cert = params.signed_by(&key, &ca.issuer).map_err(crate::ca::signing_error)?;
         let der = cert.der().to_vec();
         let cert_id = pki::sha256_hex(&der);
         let outcome = if reissue.is_some() { Outcome::Reissue } else { Outcome::New };
@@ -335,15 +335,15 @@ impl Engine {
         }
     }
 
-    /// Signs the chain head with the active CA's key (after everything queued) and records it in the
-    /// ledger and the witness file.
+    /// Signs the chain head (after everything queued) with the active CA's key and records it in the
+    /// ledger and the witness file. The HSM signs between two writer operations, not inside one: every
+    /// bench's commit goes on meanwhile.
     pub fn checkpoint(&self) -> Result<ledger::Checkpoint> {
         let ca = self.active_ca()?;
-        let uri = ca.issuer.key().uri().to_string();
-        let signing_ca = ca.clone();
-        let sign: ledger::CheckpointSigner =
-            Arc::new(move |m: &[u8]| signing_ca.issuer.key().sign_bytes(m).map_err(|e| e.to_string()));
-        let cp = self.writer.checkpoint(&ca.name, &uri, sign)?;
+        let key = ca.issuer.key();
+        let head = self.writer.head()?;
+        let signature = crate::audit::checkpoint::sign_checkpoint(key, &head, &ca.name)?;
+        let cp = self.writer.store_checkpoint(head, &ca.name, &key.uri().to_string(), signature)?;
         crate::audit::checkpoint::append_witness(&self.state_dir, &cp)?;
         Ok(cp)
     }

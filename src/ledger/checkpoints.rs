@@ -21,34 +21,58 @@ pub struct Checkpoint {
     pub signature: String,
 }
 
-/// Signs bytes with an HSM key (the CA's, or a dedicated audit key).
-pub type Signer<'a> = &'a (dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync);
+/// The chain head a checkpoint signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub seq: i64,
+    pub head_hash: String,
+    pub issuances: i64,
+    pub at: String,
+}
+
+impl Head {
+    /// The exact text a checkpoint of this head, signed by `ca_name`'s key, signs.
+    pub fn message(&self, ca_name: &str) -> String {
+        message(self.seq, &self.head_hash, self.issuances, &self.at, ca_name)
+    }
+}
 
 /// The text a checkpoint signs.
 pub fn message(seq: i64, head_hash: &str, issuances: i64, at: &str, ca_name: &str) -> String {
     format!("station-checkpoint-v1\nseq={seq}\nhead={head_hash}\nissuances={issuances}\nat={at}\nca={ca_name}\n")
 }
 
-/// Signs the current head and stores the checkpoint (inside the caller's transaction).
-pub fn create(conn: &Connection, ca_name: &str, key_uri: &str, sign: Signer<'_>) -> Result<Checkpoint, LedgerError> {
+/// The current chain head. The signature is made afterwards, outside any write transaction (an HSM call
+/// must never hold the ledger's write lock), and stored with [`store`].
+pub fn head(conn: &Connection) -> Result<Head, LedgerError> {
     let (seq, head_hash) = chain::head(conn)?;
     let issuances: i64 =
         conn.query_row("SELECT COUNT(*) FROM issuances", [], |r| r.get(0)).map_err(LedgerError::sql("count"))?;
-    let at = now_text();
-    let signed = message(seq, &head_hash, issuances, &at, ca_name);
-    let signature = hex::encode(sign(signed.as_bytes()).map_err(LedgerError::Signing)?);
+    Ok(Head { seq, head_hash, issuances, at: now_text() })
+}
+
+/// Stores a checkpoint of `head` signed (hex `signature`) by the key at `key_uri`.
+pub fn store(
+    conn: &Connection,
+    head: &Head,
+    ca_name: &str,
+    key_uri: &str,
+    signature: &[u8],
+) -> Result<Checkpoint, LedgerError> {
+    let signed = head.message(ca_name);
+    let signature = hex::encode(signature);
     conn.execute(
         "INSERT INTO checkpoints (at, seq, head_hash, issuances, ca_name, key_uri, signed, signature) \
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-        params![at, seq, head_hash, issuances, ca_name, key_uri, signed, signature],
+        params![head.at, head.seq, head.head_hash, head.issuances, ca_name, key_uri, signed, signature],
     )
     .map_err(LedgerError::sql("insert checkpoint"))?;
     Ok(Checkpoint {
         id: conn.last_insert_rowid(),
-        at,
-        seq,
-        head_hash,
-        issuances,
+        at: head.at.clone(),
+        seq: head.seq,
+        head_hash: head.head_hash.clone(),
+        issuances: head.issuances,
         ca_name: ca_name.into(),
         key_uri: key_uri.into(),
         signed,

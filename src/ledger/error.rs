@@ -82,4 +82,20 @@ impl Coded for LedgerError {
     fn exit_status(&self) -> i32 {
         exit::LEDGER
     }
+    fn retryable(&self) -> bool {
+        match self {
+            // Faults of the moment at the station: a lock, a full disk being cleared, a restart.
+            LedgerError::Open { .. }
+            | LedgerError::Sql { .. }
+            | LedgerError::WriterGone
+            | LedgerError::Signing(_)
+            | LedgerError::NotCommitted(_) => true,
+            // A person must act first.
+            LedgerError::Missing { .. }
+            | LedgerError::Create { .. }
+            | LedgerError::SchemaTooNew { .. }
+            | LedgerError::Migration(_)
+            | LedgerError::Corrupt(_) => false,
+        }
+    }
 }

@@ -16,7 +16,7 @@ pub use chain::{ChainReport, Event, GENESIS, head as chain_head, walk as walk_ch
 pub use checkpoints::Checkpoint;
 pub use error::LedgerError;
 pub use issuances::{InsertConflict, IssuanceRow, NewIssuance};
-pub use writer::{CheckpointSigner, Reservation, SerialFormat, Writer};
+pub use writer::{Reservation, SerialFormat, Writer};
 
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};

@@ -5,6 +5,7 @@
 //! synchronous=FULL) and only then replies. So each caller learns its row is durable, and many rows
 //! share one fsync.
 
+use super::checkpoints::Head;
 use super::issuances::{self, InsertConflict, NewIssuance};
 use super::{LedgerError, chain, now_text, open_connection};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -45,7 +46,8 @@ enum Op {
     Release(i64),
     Refusal { code: String, bench: String, serial: String, ca: String },
     Event { kind: String, subject: String, detail: String, reply: Reply<()> },
-    Checkpoint { ca: String, key_uri: String, sign: CheckpointSigner, reply: Reply<super::Checkpoint> },
+    Head(Reply<Head>),
+    StoreCheckpoint { head: Head, ca: String, key_uri: String, signature: Vec<u8>, reply: Reply<super::Checkpoint> },
 }
 
 impl Op {
@@ -56,7 +58,8 @@ impl Op {
             Op::Advance { reply, .. } => drop(reply.map(|r| r.send(not_committed(e)))),
             Op::Reserve(_, reply) => drop(reply.send(not_committed(e))),
             Op::Event { reply, .. } => drop(reply.send(not_committed(e))),
-            Op::Checkpoint { reply, .. } => drop(reply.send(not_committed(e))),
+            Op::Head(reply) => drop(reply.send(not_committed(e))),
+            Op::StoreCheckpoint { reply, .. } => drop(reply.send(not_committed(e))),
             Op::Release(n) => drop(in_flight.remove(&n)),
             Op::Refusal { .. } => {}
         }
@@ -66,9 +69,6 @@ impl Op {
 fn not_committed<T>(e: &LedgerError) -> Result<T, LedgerError> {
     Err(LedgerError::NotCommitted(e.to_string()))
 }
-
-/// What the writer calls to sign a checkpoint (an HSM key).
-pub type CheckpointSigner = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// The handle callers share.
 pub struct Writer {
@@ -133,14 +133,21 @@ impl Writer {
         self.call(|r| Op::Event { kind: kind.into(), subject: subject.into(), detail, reply: r })
     }
 
-    /// Signs and stores a checkpoint of the chain head as it is after everything queued before it.
-    pub fn checkpoint(
+    /// The chain head as it is after everything queued before this call, for a checkpoint. The caller signs
+    /// it outside the writer, so no device's commit ever waits on the HSM.
+    pub fn head(&self) -> Result<Head, LedgerError> {
+        self.call(Op::Head)
+    }
+
+    /// Stores a checkpoint of `head` with its signature.
+    pub fn store_checkpoint(
         &self,
+        head: Head,
         ca: &str,
         key_uri: &str,
-        sign: CheckpointSigner,
+        signature: Vec<u8>,
     ) -> Result<super::Checkpoint, LedgerError> {
-        self.call(|r| Op::Checkpoint { ca: ca.into(), key_uri: key_uri.into(), sign, reply: r })
+        self.call(|r| Op::StoreCheckpoint { head, ca: ca.into(), key_uri: key_uri.into(), signature, reply: r })
     }
 
     /// Reserves the lowest free station serial (durably). `None` when the range is used up.
@@ -287,8 +294,9 @@ fn apply(
         Op::Event { kind, subject, detail, reply } => {
             finish(chain::append(conn, &kind, &subject, None, &detail).map(|_| ()), reply)
         }
-        Op::Checkpoint { ca, key_uri, sign, reply } => {
-            finish(super::checkpoints::create(conn, &ca, &key_uri, &*sign), reply)
+        Op::Head(reply) => finish(super::checkpoints::head(conn), reply),
+        Op::StoreCheckpoint { head, ca, key_uri, signature, reply } => {
+            finish(super::checkpoints::store(conn, &head, &ca, &key_uri, &signature), reply)
         }
         Op::Reserve(format, reply) => {
             let r = reserve(conn, &format, in_flight);

@@ -49,6 +49,15 @@ impl Coded for PkiError {
             PkiError::Build(_) => "this is a bug or an HSM fault; the log has details".into(),
         }
     }
+    fn retryable(&self) -> bool {
+        match self {
+            PkiError::BadSubject { .. }
+            | PkiError::BadCertificate(_)
+            | PkiError::NotACa(_)
+            | PkiError::NotValidNow { .. }
+            | PkiError::Build(_) => false,
+        }
+    }
     fn exit_status(&self) -> i32 {
         exit::CA
     }

@@ -114,6 +114,15 @@ impl TestStation {
     }
 }
 
+/// Opens a config's HSM in this test process, after applying `[hsm] module_env` as the binary's `main` does.
+pub fn open_hsm(cfg: &station::config::Config) -> std::sync::Arc<station::hsm::Hsm> {
+    for (k, v) in &cfg.hsm.module_env {
+        // SAFETY: nextest runs each test in its own process, and this runs before the test starts threads.
+        unsafe { std::env::set_var(k, v) };
+    }
+    station::hsm::Hsm::open(&cfg.hsm).expect("open the HSM")
+}
+
 /// Runs the binary without a station.
 pub fn station(args: &[&str]) -> Run {
     Command::new(STATION).args(args).env_remove("STATION_HSM_PIN").output().expect("run station").into()

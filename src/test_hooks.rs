@@ -1,0 +1,15 @@
+//! Fault injection for the test suite only: compiled with the cargo feature `test-hooks`
+//! (`scripts/test.sh` turns it on), never into a release build.
+
+/// The environment variable naming a marker: a signature over a message that contains it panics while
+/// its HSM session is checked out (a panic in a bench session, as a bug would cause one).
+pub const PANIC_MARKER_ENV: &str = "STATION_TEST_PANIC_MARKER";
+
+/// Panics when `msg` contains the marker set in [`PANIC_MARKER_ENV`].
+pub fn panic_if_marked(msg: &[u8]) {
+    let Some(marker) = std::env::var_os(PANIC_MARKER_ENV) else { return };
+    let marker = marker.as_encoded_bytes();
+    if !marker.is_empty() && msg.windows(marker.len()).any(|w| w == marker) {
+        panic!("test hook: panic while signing a message marked {:?}", String::from_utf8_lossy(marker));
+    }
+}
