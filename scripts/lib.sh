@@ -9,9 +9,11 @@ log() { printf '%s\n' "$*" >&2; }
 # Debian packages: the HSM, PKCS#11 tools, the verifier, ptys, the MQTT broker.
 STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 socat mosquitto mosquitto-clients libengine-pkcs11-openssl python3-venv)
 
+# Installs the missing ones of the named packages (default: STATION_APT_PACKAGES).
 ensure_packages() {
-  local missing=()
-  for p in "${STATION_APT_PACKAGES[@]}"; do
+  local missing=() wanted=("$@")
+  [ ${#wanted[@]} -gt 0 ] || wanted=("${STATION_APT_PACKAGES[@]}")
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$REPO"
 
 ensure_packages
+"$REPO/scripts/tokens.sh" ensure # swtpm + tpm2-pkcs11 and opencryptoki, for the token tests
 ensure_rust
 "$REPO/scripts/python-env.sh"
 export STATION_VENV_PYTHON="${STATION_VENV:-$REPO/.venv}/bin/python"
