@@ -3,11 +3,10 @@
 mod common;
 use common::bench::*;
 use common::mqtt::Broker;
+use common::sim::{DEVSIM, chain_files, finish, verify_chains};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const DEVSIM: &str = env!("CARGO_BIN_EXE_station-devsim");
 
 struct Rig {
     st: TestStation,
@@ -27,38 +26,9 @@ fn rig(benches: usize, serve_section: &str) -> (Rig, Daemon) {
     (Rig { st, ca, pairs }, daemon)
 }
 
-/// Starts one simulator on bench `b` (`finish` waits for its exit status and JSON report).
+/// Starts one simulator on bench `b`.
 fn devsim(rig: &Rig, b: usize, out: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(DEVSIM)
-        .arg("--port")
-        .arg(&rig.pairs[b].device_end)
-        .arg("--ca")
-        .arg(&rig.ca)
-        .arg("--out")
-        .arg(out)
-        .arg("--json")
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("station-devsim")
-}
-
-fn finish(child: std::process::Child) -> (i32, serde_json::Value) {
-    let o = child.wait_with_output().unwrap();
-    let v = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("devsim JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)));
-    (o.status.code().unwrap_or(-1), v)
-}
-
-fn chain_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok).map(|e| e.path().join("deviceCertAndCACert.crt")).filter(|p| p.exists()).collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    sim::spawn(&rig.pairs[b].device_end, &rig.ca, out, args)
 }
 
 #[test]
@@ -78,14 +48,7 @@ fn eight_benches_times_one_hundred_devices_all_verify_and_the_ledger_counts_them
     assert_eq!(daemon.stop(), 0);
     let files = chain_files(&out);
     assert_eq!(files.len(), 800);
-    let mut args: Vec<String> =
-        ["verify", "-x509_strict", "-purpose", "sslclient", "-CAfile"].map(String::from).to_vec();
-    args.push(rig.ca.display().to_string());
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (ok, msg) = openssl(&refs);
-    assert!(ok, "{msg}");
-    assert_eq!(msg.matches(": OK").count(), 800);
+    verify_chains(&rig.ca, &files);
     let db = rig.st.file("station.db");
     assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM issuances"), "800");
     assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM issuances WHERE state = 'confirmed'"), "800");

@@ -46,6 +46,11 @@ pub enum LogFormat {
 /// Logs to stderr, filtered by `STATION_LOG` (default `warn`), as text or JSON. For both binaries.
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STATION_LOG").unwrap_or_else(|_| "warn".into());
+    // cryptoki logs every mechanism it has no name for (opencryptoki lists many) as an error; they are not.
+    let filter = match "cryptoki::mechanism=off".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    };
     // Colours only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);

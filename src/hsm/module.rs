@@ -11,17 +11,33 @@ use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Builds C_Initialize arguments whose `pReserved` points at a module parameter string (NSS softokn's
-/// `configdir='sql:…'`, p11-kit's `x-init-reserved`). Building such arguments is an `unsafe` act on a raw
-/// pointer, so the library does not do it: the binary registers this hook once in `main`.
-pub type ReservedArgsHook = fn(&'static CStr) -> CInitializeArgs;
+/// What the library cannot do without `unsafe`, so the binary provides it once, in `main`.
+#[derive(Clone, Copy)]
+pub struct FfiHooks {
+    /// C_Initialize arguments whose `pReserved` points at a module parameter string (NSS softokn's
+    /// `configdir='sql:…'`, p11-kit's `x-init-reserved`): an act on a raw pointer.
+    pub reserved_args: fn(&'static CStr) -> CInitializeArgs,
+    /// C_GetTokenInfo answered in full but unparsed, for a module whose clock string is not PKCS#11's
+    /// `YYYYMMDDhhmmss00` (opencryptoki 3.8 writes `hh:mm:ss`), which cryptoki refuses along with the label.
+    pub raw_token_info: fn(module: &Path, slot: u64) -> Option<RawTokenInfo>,
+}
 
-static RESERVED_HOOK: OnceLock<ReservedArgsHook> = OnceLock::new();
+/// A token's identity as C_GetTokenInfo gives it, read without the clock.
+#[derive(Debug, Clone)]
+pub struct RawTokenInfo {
+    pub label: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    pub initialized: bool,
+}
+
+static HOOKS: OnceLock<FfiHooks> = OnceLock::new();
 static LOADED: Mutex<Option<Arc<Module>>> = Mutex::new(None);
 
-/// Registers how this program passes `[hsm] init_args` to C_Initialize (call once, from `main`).
-pub fn set_reserved_args_hook(hook: ReservedArgsHook) {
-    let _ = RESERVED_HOOK.set(hook);
+/// Registers this program's FFI hooks (call once, from `main`).
+pub fn set_ffi_hooks(hooks: FfiHooks) {
+    let _ = HOOKS.set(hooks);
 }
 
 /// One loaded PKCS#11 library.
@@ -50,6 +66,17 @@ pub struct TokenFacts {
 }
 
 impl TokenFacts {
+    fn from_raw(slot: Slot, t: RawTokenInfo) -> TokenFacts {
+        TokenFacts {
+            slot,
+            label: trim_padding(&t.label),
+            manufacturer: trim_padding(&t.manufacturer),
+            model: trim_padding(&t.model),
+            serial: trim_padding(&t.serial),
+            initialized: t.initialized,
+        }
+    }
+
     fn from_info(slot: Slot, t: &TokenInfo) -> TokenFacts {
         TokenFacts {
             slot,
@@ -102,7 +129,7 @@ impl Module {
     fn args(&self) -> Result<CInitializeArgs, HsmError> {
         match self.reserved {
             None => Ok(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)),
-            Some(params) => RESERVED_HOOK.get().map(|hook| hook(params)).ok_or(HsmError::InitArgsUnsupported),
+            Some(params) => HOOKS.get().map(|h| (h.reserved_args)(params)).ok_or(HsmError::InitArgsUnsupported),
         }
     }
 
@@ -128,9 +155,21 @@ impl Module {
         let slots = self.ctx.get_slots_with_token().map_err(HsmError::ck(Step::FindToken, "C_GetSlotList"))?;
         let (mut tokens, mut unreadable) = (Vec::new(), Vec::new());
         for slot in slots {
-            match self.ctx.get_token_info(slot) {
-                Ok(info) => tokens.push(TokenFacts::from_info(slot, &info)),
-                Err(e) => {
+            let e = match self.ctx.get_token_info(slot) {
+                Ok(info) => {
+                    tokens.push(TokenFacts::from_info(slot, &info));
+                    continue;
+                }
+                Err(e) => e,
+            };
+            // The module answered, but cryptoki could not parse the answer (the clock, on opencryptoki).
+            let parse_failure = !matches!(e, CkError::Pkcs11(..));
+            match parse_failure.then(|| self.raw_token_info(slot)).flatten() {
+                Some(raw) => {
+                    tracing::debug!(slot = slot.id(), error = %e, "token info read without its clock");
+                    tokens.push(TokenFacts::from_raw(slot, raw));
+                }
+                None => {
                     let why = CkFailure::new("C_GetTokenInfo", e);
                     tracing::warn!(slot = slot.id(), error = %why, "skipping a slot whose token info cannot be read");
                     unreadable.push(format!("slot {} unreadable ({why})", slot.id()));
@@ -151,6 +190,10 @@ impl Module {
         present.extend(unreadable);
         let present = if present.is_empty() { "none".to_string() } else { present.join(", ") };
         Err(HsmError::TokenNotFound { label: label.into(), present })
+    }
+
+    fn raw_token_info(&self, slot: Slot) -> Option<RawTokenInfo> {
+        HOOKS.get().and_then(|h| (h.raw_token_info)(&self.path, slot.id()))
     }
 
     /// The library's own description (`station hsm status`).

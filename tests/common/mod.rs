@@ -4,6 +4,8 @@
 
 pub mod bench;
 pub mod mqtt;
+pub mod sim;
+pub mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

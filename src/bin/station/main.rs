@@ -1,12 +1,11 @@
 //! The `station` binary: parse arguments, prepare the process for the PKCS#11 module, set up logs, run
 //! the command, map errors to exit codes.
 
+mod ffi;
+
 use clap::Parser;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags};
 use station::cli::{self, Cli, init_tracing};
 use station::error::Coded;
-use std::ffi::CStr;
-use std::ptr::NonNull;
 
 fn main() {
     let cli = Cli::parse();
@@ -15,7 +14,7 @@ fn main() {
         // environment concurrently; the module reads these values when it initialises.
         unsafe { std::env::set_var(key, value) };
     }
-    station::hsm::set_reserved_args_hook(reserved_args);
+    station::hsm::set_ffi_hooks(ffi::HOOKS);
     init_tracing(cli.log_format);
     let code = match cli::run(&cli) {
         Ok(report) => {
@@ -34,13 +33,4 @@ fn main() {
         }
     };
     std::process::exit(code);
-}
-
-/// C_Initialize arguments whose `pReserved` is `[hsm] init_args` as a C string (what NSS softokn and
-/// p11-kit's `x-init-reserved` expect).
-fn reserved_args(params: &'static CStr) -> CInitializeArgs {
-    let ptr = NonNull::new(params.as_ptr().cast_mut().cast::<std::ffi::c_void>()).expect("a C string is not null");
-    // SAFETY: `params` is NUL-terminated and lives for the rest of the process, so the pointer stays valid
-    // for every C_Initialize; PKCS#11 only reads through pReserved.
-    unsafe { CInitializeArgs::new_with_reserved(CInitializeFlags::OS_LOCKING_OK, ptr) }
 }
