@@ -14,6 +14,10 @@ export STATION_VENV_PYTHON="${STATION_VENV:-$REPO/.venv}/bin/python"
 # The emulator launcher checks itself first: the AWS tests rely on its fixes.
 "$REPO/scripts/test-moto-iot.sh"
 
+# The opencryptoki daemon is machine-wide: stop it afterwards if this run started it (swtpm instances are
+# each test's own and stop with it).
+trap '"$REPO/scripts/tokens.sh" ock shutdown >/dev/null 2>&1 || true' EXIT
+
 # Each test runs in its own process under nextest (a PKCS#11 module reads its config once per process).
 # `test-hooks` compiles in the fault injection the fault tests use (never in a release build).
 if cargo nextest --version >/dev/null 2>&1; then

@@ -15,10 +15,13 @@
 #   tokens.sh ock unconfigure                            undo `ock` changes to the machine
 #   tokens.sh softhsm start DIR LABEL SO_PIN USER_PIN    SoftHSM2 token under DIR/softhsm
 #   tokens.sh softhsm stop  DIR
+#   tokens.sh nss start    DIR LABEL SO_PIN USER_PIN     NSS softokn database under DIR/nss (its token is
+#                                                        always "NSS Certificate DB"; LABEL and SO_PIN unused)
+#   tokens.sh nss stop     DIR
 #
 # `start` and `resume` print KEY=VALUE lines on stdout, nothing else (logs go to stderr):
 #   MODULE=<module path>   MODULE_ENV=<comma-separated keys below that the module needs in its env>
-#   TOKEN_LABEL=...        and per kind SWTPM_PID / SLOT_ID, PKCSSLOTD_PID / SOFTHSM2_CONF.
+#   TOKEN_LABEL=...        and per kind SWTPM_PID / SLOT_ID, PKCSSLOTD_PID / SOFTHSM2_CONF / INIT_ARGS.
 # Daemons get /dev/null for stdin/stdout, so a caller reading stdout to EOF does not hang.
 #
 # The PINs are on argv here (pkcs11-tool has no other way to take them). That is acceptable only
@@ -46,7 +49,8 @@ TOKENS_BEGIN="# >>> station test tokens (scripts/tokens.sh; undo: scripts/tokens
 TOKENS_END="# <<< station test tokens"
 
 # The Debian packages the tokens need.
-STATION_TOKEN_APT_PACKAGES=(swtpm swtpm-tools libtpm2-pkcs11-1 libtss2-tcti-swtpm0 tpm2-tools opencryptoki softhsm2 opensc)
+STATION_TOKEN_APT_PACKAGES=(swtpm swtpm-tools libtpm2-pkcs11-1 libtss2-tcti-swtpm0 tpm2-tools opencryptoki softhsm2 opensc
+  libnss3 libnss3-tools)
 
 # The first path a glob matches, or fails.
 tokens_find() {
@@ -60,6 +64,7 @@ tokens_find() {
 tokens_tpm2_module() { tokens_find /usr/lib/*/pkcs11/libtpm2_pkcs11.so; }
 tokens_ock_module() { tokens_find /usr/lib/*/pkcs11/libopencryptoki.so /usr/lib/*/pkcs11/PKCS11_API.so; }
 tokens_softhsm_module() { tokens_find /usr/lib/softhsm/libsofthsm2.so; }
+tokens_nss_module() { tokens_find /usr/lib/*/libsoftokn3.so; }
 
 # Runs a command with its output captured; shows the output (and the command, PINs masked) only
 # if it fails.
@@ -487,6 +492,28 @@ tokens_softhsm_stop() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# NSS softokn: a key database under DIR/nss whose password is the user PIN. The module needs C_Initialize
+# arguments (pReserved) naming the database, printed as INIT_ARGS.
+
+tokens_nss_start() {
+  local dir="$1" user_pin="$4" n module
+  module="$(tokens_nss_module)" || return 1
+  n="$(realpath -m "$dir")/nss"
+  rm -rf "$n"
+  mkdir -p "$n/db"
+  chmod 0700 "$n"
+  printf '%s\n' "$user_pin" >"$n/pw"
+  tokens_quiet certutil -N -d "sql:$n/db" -f "$n/pw" || { rm -f "$n/pw"; return 1; }
+  rm -f "$n/pw"
+  printf 'MODULE=%s\nMODULE_ENV=\nTOKEN_LABEL=NSS Certificate DB\n' "$module"
+  printf "INIT_ARGS=configdir='sql:%s/db' certPrefix='' keyPrefix='' secmod='secmod.db' flags=\n" "$n"
+}
+
+tokens_nss_stop() {
+  rm -rf "$(realpath -m "$1")/nss"
+}
+
+# ---------------------------------------------------------------------------------------------
 
 tokens_usage() {
   sed -n '2,/^$/ s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
@@ -497,14 +524,14 @@ tokens_main() {
   local kind="${1:-}" verb="${2:-}"
   case "$kind" in
     ensure) tokens_ensure; return ;;
-    tpm2 | ock | softhsm) ;;
+    tpm2 | ock | softhsm | nss) ;;
     *) tokens_usage; return ;;
   esac
   shift 2 || { tokens_usage; return; }
   case "$kind $verb $#" in
-    "tpm2 start 4" | "ock start 4" | "softhsm start 4") ;;
+    "tpm2 start 4" | "ock start 4" | "softhsm start 4" | "nss start 4") ;;
     "tpm2 kill 1" | "tpm2 resume 1" | "tpm2 restart 1" | "tpm2 flush 1" | "tpm2 stop 1") ;;
-    "ock stop 1" | "softhsm stop 1" | "ock shutdown 0" | "ock unconfigure 0") ;;
+    "ock stop 1" | "softhsm stop 1" | "nss stop 1" | "ock shutdown 0" | "ock unconfigure 0") ;;
     *) tokens_usage; return ;;
   esac
   if [ "$(id -u)" -ne 0 ] && [ "$kind" = ock ]; then

@@ -5,6 +5,21 @@
 /// its HSM session is checked out (a panic in a bench session, as a bug would cause one).
 pub const PANIC_MARKER_ENV: &str = "STATION_TEST_PANIC_MARKER";
 
+/// The environment variable naming a fail point: the code at that point returns an error, as a fault there would.
+pub const FAILPOINT_ENV: &str = "STATION_TEST_FAILPOINT";
+
+/// Fails when [`FAILPOINT_ENV`] names `point`.
+pub fn fail_point(point: &str) -> crate::Result<()> {
+    if std::env::var_os(FAILPOINT_ENV).is_some_and(|p| p == point) {
+        return Err(crate::Error::usage(
+            "test-failpoint",
+            format!("test fail point {point}"),
+            "unset STATION_TEST_FAILPOINT",
+        ));
+    }
+    Ok(())
+}
+
 /// Panics when `msg` contains the marker set in [`PANIC_MARKER_ENV`].
 pub fn panic_if_marked(msg: &[u8]) {
     let Some(marker) = std::env::var_os(PANIC_MARKER_ENV) else { return };

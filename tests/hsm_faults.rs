@@ -154,6 +154,40 @@ fn a_tpm_that_is_not_running_at_start_is_named_with_its_return_code_and_the_modu
 }
 
 #[test]
+fn a_module_that_needs_c_initialize_arguments_says_so_when_init_args_is_missing() {
+    let ts = TokenStation::new(Kind::Nss);
+    ts.run(&["hsm", "status"]).ok();
+    ts.edit_config(|t| t.lines().filter(|l| !l.starts_with("init_args")).map(|l| format!("{l}\n")).collect());
+    let r = ts.run(&["hsm", "status"]);
+    r.fails_with("hsm-init-failed", 4);
+    let e = &r.json()["error"];
+    assert!(e["message"].as_str().unwrap().contains("CKR_ARGUMENTS_BAD"), "{e}");
+    assert!(e["hint"].as_str().unwrap().contains("init_args"), "{e}");
+}
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_ca_whose_creation_fails_after_its_key_was_made_leaves_no_key_and_the_name_free() {
+    for kind in [Kind::Tpm2, Kind::Ock] {
+        let ts = TokenStation::new(kind);
+        let kt = if kind == Kind::Ock { "rsa-2048" } else { "ec-p256" };
+        let r = ts.run_env(
+            &["ca", "create", "--name", "ca-1", "--key-type", kt],
+            &[("STATION_TEST_FAILPOINT", "ca-after-key")],
+        );
+        assert_ne!(r.status, 0, "{}", r.stdout);
+        if kind == Kind::Tpm2 {
+            // tpm2-pkcs11 1.9 leaves a destroyed key's object loaded in the TPM; a resource manager
+            // (/dev/tpmrm0) flushes it when the process ends, this bare swtpm has none (docs/hsm.md).
+            ts.token.as_ref().unwrap().flush_tpm();
+        }
+        let listing = ts.pkcs11_tool(&["--list-objects"]);
+        assert!(!listing.contains("ca-1"), "{kind:?}: the key is still in the token:\n{listing}");
+        ts.run(&["ca", "create", "--name", "ca-1", "--key-type", kt]).ok();
+    }
+}
+
+#[test]
 fn a_missing_token_label_lists_the_tokens_present() {
     let ts = TokenStation::new(Kind::Tpm2);
     ts.edit_config(|t| t.replace(&format!("token_label = \"{}\"", ts.label), "token_label = \"absent\""));
@@ -233,4 +267,24 @@ fn a_full_pool_makes_a_caller_wait_at_most_session_wait_ms_then_answers_hsm_busy
     hsm.call(|_, _| Ok(())).unwrap();
     assert!(started.elapsed() < Duration::from_millis(250));
     assert_eq!(hsm.state().1.0, 0, "no session is counted as checked out");
+}
+
+#[test]
+fn a_key_replaced_behind_the_station_is_looked_up_again_and_refused_unless_it_is_the_same_key() {
+    let ts = TokenStation::new(Kind::SoftHsm);
+    ts.create_ca("ca-1", "ec-p256");
+    let cfg = Config::load(&ts.config()).unwrap();
+    let hsm = open_hsm(&cfg);
+    let uri: station::hsm::KeyUri = "pkcs11:token=station;object=ca-1;type=private".parse().unwrap();
+    let key = station::hsm::HsmKey::open(&hsm, &uri).unwrap();
+    key.sign_bytes(b"before").unwrap();
+    // Another program deletes the key: the cached handle dies, the lookup finds nothing.
+    ts.pkcs11_tool(&["--delete-object", "--type", "privkey", "--label", "ca-1"]);
+    let err = key.sign_bytes(b"after delete").unwrap_err();
+    assert!(matches!(err, HsmError::KeyMissing { .. }), "{err}");
+    // And puts another key under the same label: found, but it is not the CA's key, so it never signs.
+    ts.pkcs11_tool(&["--delete-object", "--type", "pubkey", "--label", "ca-1"]);
+    ts.pkcs11_tool(&["--keypairgen", "--key-type", "EC:prime256v1", "--label", "ca-1"]);
+    let err = key.sign_bytes(b"after replace").unwrap_err();
+    assert!(matches!(&err, HsmError::KeyUnusable { problem, .. } if problem.contains("not the one")), "{err}");
 }

@@ -1,6 +1,8 @@
 //! Issue 10: the same end-to-end checks on every PKCS#11 token that runs here: SoftHSM2, tpm2-pkcs11 over
-//! swtpm, and the opencryptoki soft token (which has no EC). Keys are read back independently with
-//! pkcs11-tool, and every certificate is verified by `openssl verify -x509_strict`.
+//! swtpm, the opencryptoki soft token (which has no EC), and NSS softokn (which needs C_Initialize
+//! arguments, `[hsm] init_args`). Keys are read back independently with pkcs11-tool (NSS: certutil, which
+//! lists them but cannot show their attributes), and every certificate is verified by
+//! `openssl verify -x509_strict`.
 
 mod common;
 use common::bench::PtyPair;
@@ -14,7 +16,7 @@ const ALL_TYPES: [&str; 5] = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa
 /// What each token offers, as measured (docs/hsm.md): the station must find exactly this.
 fn offered(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::SoftHsm => &ALL_TYPES,
+        Kind::SoftHsm | Kind::Nss => &ALL_TYPES,
         Kind::Tpm2 => &["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"],
         Kind::Ock => &["rsa-2048", "rsa-3072", "rsa-4096"],
     }
@@ -53,13 +55,27 @@ fn ca_create_for_every_key_type_the_token_offers(kind: Kind) {
         assert!(ok, "{kt}: {msg}");
         assert!(cert_text(&pem).contains(&format!("Signature Algorithm: {}", signature_algorithm(kt))), "{kt}");
     }
+    let mut wanted: Vec<String> = offered(kind).iter().map(|kt| format!("ca-{kt}")).collect();
+    wanted.sort();
+    // As the station reads them back.
+    let status = ts.run(&["hsm", "status"]).ok().json();
+    for k in status["keys"].as_array().unwrap() {
+        assert_eq!(k["locked_down"], true, "{k}");
+    }
+    if kind == Kind::Nss {
+        // pkcs11-tool cannot pass init_args; NSS's own certutil lists the keys (not their attributes).
+        let listing = nss_keys(&ts);
+        let mut names: Vec<&str> = listing.lines().filter_map(|l| l.split_whitespace().last()).collect();
+        names.retain(|n| n.starts_with("ca-"));
+        names.sort();
+        assert_eq!(names, wanted, "{listing}");
+        return;
+    }
     // Independently: every key the station made is sign-only, sensitive and never extractable, and a
     // refused key type left nothing behind.
     let keys = private_keys(&ts.pkcs11_tool(&["--list-objects", "--type", "privkey"]));
     let mut labels: Vec<&str> = keys.iter().map(|(l, _, _)| l.as_str()).collect();
     labels.sort();
-    let mut wanted: Vec<String> = offered(kind).iter().map(|kt| format!("ca-{kt}")).collect();
-    wanted.sort();
     assert_eq!(labels, wanted, "{keys:?}");
     for (label, usage, access) in &keys {
         assert!(usage.contains("sign"), "{label}: {usage}");
@@ -70,11 +86,19 @@ fn ca_create_for_every_key_type_the_token_offers(kind: Kind) {
         assert!(flags.contains(&"sensitive") && flags.contains(&"never extractable"), "{label}: {access}");
         assert!(!flags.contains(&"extractable"), "{label}: {access}");
     }
-    // And as the station reads them back.
-    let status = ts.run(&["hsm", "status"]).ok().json();
-    for k in status["keys"].as_array().unwrap() {
-        assert_eq!(k["locked_down"], true, "{k}");
-    }
+}
+
+/// `certutil -K` on the NSS database of a station: one line per private key, its name last.
+fn nss_keys(ts: &TokenStation) -> String {
+    let args = &ts.token.as_ref().unwrap().facts["INIT_ARGS"];
+    let db = args.split('\'').nth(1).unwrap();
+    let pw = ts.file("nss-pw");
+    std::fs::write(&pw, format!("{}\n", ts.user_pin())).unwrap();
+    let out =
+        std::process::Command::new("certutil").args(["-K", "-d", db, "-f", pw.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "certutil -K: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
 }
 
 fn issue_and_serve_give_chains_that_verify_and_the_audit_passes(kind: Kind) {
@@ -133,4 +157,4 @@ macro_rules! token_matrix {
     )*};
 }
 
-token_matrix!(softhsm => Kind::SoftHsm, tpm2 => Kind::Tpm2, opencryptoki => Kind::Ock);
+token_matrix!(softhsm => Kind::SoftHsm, tpm2 => Kind::Tpm2, opencryptoki => Kind::Ock, nss => Kind::Nss);

@@ -29,6 +29,8 @@ pub struct NewCa {
 pub fn create(hsm: &Arc<Hsm>, ledger: &mut Ledger, new: &NewCa) -> Result<CaRow> {
     let (key, dn) = prepare(hsm, ledger, new)?;
     remove_key_on_error(hsm, &key, || {
+        #[cfg(feature = "test-hooks")]
+        crate::test_hooks::fail_point("ca-after-key")?;
         let params = ca_params(dn, new.days)?;
         let cert = params.self_signed(&key).map_err(signing_error)?;
         let info = pki::inspect(cert.der())?;

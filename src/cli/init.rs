@@ -26,6 +26,10 @@ pub struct InitArgs {
     /// exactly as given, e.g. TPM2_PKCS11_TCTI=device:/dev/tpmrm0. SoftHSM's SOFTHSM2_CONF is written by init.
     #[arg(long = "module-env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
     pub module_env: Vec<(String, String)>,
+    /// The module's C_Initialize parameter string, written to [hsm] init_args (NSS softokn:
+    /// "configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags=").
+    #[arg(long, value_name = "TEXT")]
+    pub init_args: Option<String>,
 }
 
 /// `KEY=VALUE` with a POSIX-style variable name.
@@ -130,7 +134,8 @@ fn build(a: &InitArgs, made: &mut Made) -> Result<Box<dyn Report>> {
     made.file(&dir.join("station.db-wal"));
     made.file(&dir.join("station.db-shm"));
     let config = dir.join("station.toml");
-    write_new(&config, &config_text(&station_id, &a.module, &a.token_label, &env)).map_err(io("write", &config))?;
+    let text = config_text(&station_id, &a.module, &a.token_label, &env, a.init_args.as_deref());
+    write_new(&config, &text).map_err(io("write", &config))?;
     made.file(&config);
     let report = InitReport {
         dir: dir.clone(),
@@ -169,13 +174,23 @@ fn build(a: &InitArgs, made: &mut Made) -> Result<Box<dyn Report>> {
 }
 
 /// The config `init` writes: the sample's shape with this station's values.
-fn config_text(id: &str, module: &Path, label: &str, module_env: &[(String, String)]) -> String {
+fn config_text(
+    id: &str,
+    module: &Path,
+    label: &str,
+    module_env: &[(String, String)],
+    init_args: Option<&str>,
+) -> String {
     let env = if module_env.is_empty() {
         "# module_env = { VENDOR_CONF = \"/etc/vendor.conf\" }\n".to_string()
     } else {
         let pairs: Vec<String> =
             module_env.iter().map(|(k, v)| format!("{k} = {}", toml::Value::String(v.clone()))).collect();
         format!("module_env = {{ {} }}\n", pairs.join(", "))
+    };
+    let env = match init_args {
+        Some(a) => format!("{env}init_args = {}\n", toml::Value::String(a.to_string())),
+        None => env,
     };
     format!(
         "# Written by `station init`. Every field is documented in the sample station.toml of the repository.\n\

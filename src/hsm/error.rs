@@ -282,10 +282,15 @@ impl Coded for HsmError {
             HsmError::InitArgsUnsupported => {
                 "use the station binary, or remove [hsm] init_args if the module does not need them".into()
             }
-            HsmError::InitFailed { .. } => format!(
-                "{}; check the module's own settings in [hsm] module_env (e.g. TPM2_PKCS11_TCTI) and init_args",
-                self.class_hint()
-            ),
+            HsmError::InitFailed { .. } => match self.rv() {
+                Some(RvError::ArgumentsBad) => {
+                    "the module wants C_Initialize arguments: set [hsm] init_args (NSS softokn: configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags=)".into()
+                }
+                _ => "the module loaded but cannot reach its token: check the device or service it talks to and the \
+                      module's own settings in [hsm] module_env (tpm2-pkcs11: is the TPM at TPM2_PKCS11_TCTI running? \
+                      opencryptoki: is pkcsslotd running?)"
+                    .into(),
+            },
             HsmError::TokenNotFound { .. } => {
                 "fix [hsm] token_label, or initialise the token (`station init` does this for SoftHSM)".into()
             }

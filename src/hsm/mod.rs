@@ -25,7 +25,7 @@ pub use error::{CkFailure, Fault, HsmError, Step, ckr_name};
 pub use health::{HealthEvent, HealthObserver};
 pub use keys::{KeyAttributes, KeyInfo};
 pub use mechanisms::{KeyTypePlan, SignMethod};
-pub use module::{FfiHooks, Module, RawTokenInfo, TokenFacts, set_ffi_hooks, trim_padding};
+pub use module::{FfiHooks, Module, RawTokenInfo, TokenFacts, finalize_at_exit, set_ffi_hooks, trim_padding};
 pub use pin::{PIN_ENV, Pin};
 pub use pool::Gate;
 pub use signer::{HsmKey, take_sign_error};

@@ -94,6 +94,27 @@ pub fn trim_padding(s: &str) -> String {
     s.trim_end_matches(['\0', ' ']).to_string()
 }
 
+/// C_Finalize at the end of the process, once no open token uses the module any more (a module still in use
+/// is left alone). Modules that keep state in the device free it here: tpm2-pkcs11 on a TPM without a
+/// resource manager otherwise leaves objects loaded until the TPM runs out of slots.
+pub fn finalize_at_exit() {
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = loaded.take() {
+        match Arc::try_unwrap(m) {
+            Ok(m) => match m.ctx.finalize() {
+                Ok(()) => tracing::debug!("PKCS#11 module finalised at exit"),
+                Err(e) => {
+                    tracing::debug!(error = %CkFailure::new("C_Finalize", e), "finalising the PKCS#11 module at exit")
+                }
+            },
+            Err(still_used) => {
+                tracing::debug!("PKCS#11 module still in use at exit; not finalised");
+                *loaded = Some(still_used);
+            }
+        }
+    }
+}
+
 impl Module {
     /// The process's module: loaded and initialised on first use. A second, different module is refused.
     pub fn load(path: &Path, init_args: Option<&str>) -> Result<Arc<Module>, HsmError> {

@@ -1,6 +1,6 @@
 //! Real PKCS#11 tokens for the tests, started by `scripts/tokens.sh`: SoftHSM2 (made by `station init`
-//! itself, as a user's station is), tpm2-pkcs11 over its own swtpm, and a claimed slot of the opencryptoki
-//! soft token. A station on each is configured the way a factory engineer would: `station init --module
+//! itself, as a user's station is), tpm2-pkcs11 over its own swtpm, a claimed slot of the opencryptoki
+//! soft token, and an NSS softokn database (the module that needs C_Initialize arguments). A station on each is configured the way a factory engineer would: `station init --module
 //! … --module-env …` and a 0600 PIN file.
 
 use super::*;
@@ -13,6 +13,18 @@ pub enum Kind {
     SoftHsm,
     Tpm2,
     Ock,
+    Nss,
+}
+
+impl Kind {
+    fn script_name(self) -> &'static str {
+        match self {
+            Kind::Tpm2 => "tpm2",
+            Kind::Ock => "ock",
+            Kind::SoftHsm => "softhsm",
+            Kind::Nss => "nss",
+        }
+    }
 }
 
 /// The test tokens' PINs (opencryptoki takes 4 to 8 characters).
@@ -46,11 +58,7 @@ impl Token {
     pub fn start(kind: Kind, label: &str) -> Token {
         // Short paths: the swtpm socket path must fit a unix socket address.
         let dir = tempfile::Builder::new().prefix("tok").tempdir_in("/tmp").expect("tempdir");
-        let name = match kind {
-            Kind::Tpm2 => "tpm2",
-            Kind::Ock => "ock",
-            Kind::SoftHsm => "softhsm",
-        };
+        let name = kind.script_name();
         let d = dir.path().to_str().unwrap();
         let (ok, out, err) = tokens_sh(&[name, "start", d, label, SO_PIN, USER_PIN]);
         assert!(ok, "tokens.sh {name} start failed:\n{err}");
@@ -76,6 +84,13 @@ impl Token {
         assert!(ok, "{err}");
     }
 
+    /// tpm2: flushes what processes left loaded in the TPM (it has no resource manager here); only while
+    /// nothing uses it.
+    pub fn flush_tpm(&self) {
+        let (ok, _, err) = tokens_sh(&["tpm2", "flush", self.dir.path().to_str().unwrap()]);
+        assert!(ok, "{err}");
+    }
+
     /// tpm2: starts the swtpm again on the state it had.
     pub fn resume_tpm(&self) {
         let (ok, _, err) = tokens_sh(&["tpm2", "resume", self.dir.path().to_str().unwrap()]);
@@ -85,12 +100,7 @@ impl Token {
 
 impl Drop for Token {
     fn drop(&mut self) {
-        let verb = match self.kind {
-            Kind::Tpm2 => "tpm2",
-            Kind::Ock => "ock",
-            Kind::SoftHsm => "softhsm",
-        };
-        let _ = tokens_sh(&[verb, "stop", self.dir.path().to_str().unwrap()]);
+        let _ = tokens_sh(&[self.kind.script_name(), "stop", self.dir.path().to_str().unwrap()]);
     }
 }
 
@@ -118,12 +128,17 @@ impl TokenStation {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let label = format!("st-{}-{n}", std::process::id());
         let token = Token::start(kind, &label);
+        // NSS softokn's token has a fixed label.
+        let label = token.facts["TOKEN_LABEL"].clone();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args: Vec<String> =
             ["init", "--dir", dir.path().to_str().unwrap(), "--station-id", "test-station"].map(String::from).to_vec();
         args.extend(["--module".into(), token.module().into(), "--token-label".into(), label.clone()]);
         for (k, v) in token.module_env() {
             args.extend(["--module-env".into(), format!("{k}={v}")]);
+        }
+        if let Some(a) = token.facts.get("INIT_ARGS") {
+            args.extend(["--init-args".into(), a.clone()]);
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = station(&refs);

@@ -32,5 +32,6 @@ fn main() {
             e.exit_status()
         }
     };
+    station::hsm::finalize_at_exit();
     std::process::exit(code);
 }
