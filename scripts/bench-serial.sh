@@ -12,11 +12,19 @@
 #   --keygen-in-loop  each device makes its key and CSR when its turn comes
 #   --socat           the lines are socat-linked pty pairs
 # The run is timed from the first HELLO to the last DONE, as the simulators report them.
+#   --token KIND      the CA key's token: softhsm (default, made by station init), tpm2 (tpm2-pkcs11 over its own
+#                     swtpm), ock (the opencryptoki soft token; RSA only) or nss (NSS softokn); see scripts/tokens.sh
+#   --ca-key-type T   the CA key type (default ec-p256)
+#   --max-sessions N  [hsm] max_sessions (default: the config's, 4)
+#   --nice-sims       run the simulators at nice 19: devices have their own CPUs, so the station and its token get
+#                     the cores first (for token-bound runs, where the token's client library is CPU work here)
 # Usage: scripts/bench-serial.sh [--benches N] [--count PER_BENCH] [--line-rate BAUD] [--seeds-devices N]
-#                                [--device-fsync] [--keygen-in-loop] [--socat]
+#                                [--device-fsync] [--keygen-in-loop] [--socat] [--token KIND] [--ca-key-type T]
+#                                [--max-sessions N] [--nice-sims] [--no-seeds]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-benches=64 count=40 line_rate="" seeds="" sync_args=(--no-sync) gen_args=(--pregenerate) socat=""
+benches=64 count=40 line_rate="" seeds="" sync_args=(--no-sync) gen_args=(--pregenerate) socat="" token=softhsm
+ca_key_type=ec-p256 no_seeds="" max_sessions="" nice_sims=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --benches) benches="$2"; shift 2 ;;
@@ -26,6 +34,11 @@ while [ $# -gt 0 ]; do
     --device-fsync) sync_args=(); shift ;;
     --keygen-in-loop) gen_args=(); shift ;;
     --socat) socat=1; shift ;;
+    --token) token="$2"; shift 2 ;;
+    --ca-key-type) ca_key_type="$2"; shift 2 ;;
+    --no-seeds) no_seeds=1; shift ;;
+    --max-sessions) max_sessions="$2"; shift 2 ;;
+    --nice-sims) nice_sims=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -42,13 +55,27 @@ fi
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ "$token" = softhsm ] || "$REPO/scripts/tokens.sh" "$token" stop "$work/tok" >/dev/null 2>&1 || true
   rm -rf "$work"
   case "$dev_dir" in /dev/shm/*) rm -rf "$dev_dir" ;; esac
 }
 trap cleanup EXIT
 
-"$BIN/station" init --dir "$work/st" --station-id bench-serial >/dev/null
-"$BIN/station" -c "$work/st/station.toml" ca create --name bench-ca --key-type ec-p256 >/dev/null
+if [ "$token" = softhsm ]; then
+  "$BIN/station" init --dir "$work/st" --station-id bench-serial >/dev/null
+else
+  # Throwaway PINs for a throwaway token (opencryptoki takes 4 to 8 characters).
+  facts="$("$REPO/scripts/tokens.sh" "$token" start "$work/tok" "bench-$$" 13571357 24682468)"
+  init_args=(--module "$(sed -n 's/^MODULE=//p' <<<"$facts")" --token-label "$(sed -n 's/^TOKEN_LABEL=//p' <<<"$facts")")
+  for k in $(sed -n 's/^MODULE_ENV=//p' <<<"$facts" | tr ',' ' '); do
+    init_args+=(--module-env "$(grep "^$k=" <<<"$facts")")
+  done
+  if grep -q '^INIT_ARGS=' <<<"$facts"; then init_args+=(--init-args "$(sed -n 's/^INIT_ARGS=//p' <<<"$facts")"); fi
+  "$BIN/station" init --dir "$work/st" --station-id bench-serial "${init_args[@]}" >/dev/null
+  (umask 077 && echo 24682468 >"$work/st/hsm-pin")
+fi
+[ -n "$max_sessions" ] && sed -i "s/^max_sessions = .*/max_sessions = $max_sessions/" "$work/st/station.toml"
+"$BIN/station" -c "$work/st/station.toml" ca create --name bench-ca --key-type "$ca_key_type" >/dev/null
 "$BIN/station" -c "$work/st/station.toml" ca show bench-ca --pem | sed -n '/BEGIN CERT/,/END CERT/p' >"$work/ca.pem"
 
 rate_args=()
@@ -84,7 +111,7 @@ wait_ports_open() {
 start_sim() { # bench number, port options...
   local i="$1"
   shift
-  STATION_LOG=warn "$BIN/station-devsim" "$@" --ca "$work/ca.pem" --out "$dev_dir/$i" --count "$count" \
+  STATION_LOG=warn ${nice_sims:+nice -n 19} "$BIN/station-devsim" "$@" --ca "$work/ca.pem" --out "$dev_dir/$i" --count "$count" \
     --serial-from $(( (i - 1) * count + 1 )) --serial-prefix "B$i-" "${rate_args[@]}" "${sync_args[@]}" \
     "${gen_args[@]}" --reply-timeout 30s --json >"$work/sim$i.json" 2>"$work/sim$i.log" &
   sims+=($!)
@@ -128,8 +155,8 @@ print(max(r["finished_unix"] for r in runs) - min(r["started_unix"] for r in run
 PY
 )
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-printf 'benches %d x %d devices%s: %d provisioned, %d simulator(s) failed, %.2f s\n' \
-  "$benches" "$count" "${line_rate:+ at $line_rate baud}" "$ok" "$failed" "$wall"
+printf 'token %s, CA %s; benches %d x %d devices%s: %d provisioned, %d simulator(s) failed, %.2f s\n' \
+  "$token" "$ca_key_type" "$benches" "$count" "${line_rate:+ at $line_rate baud}" "$ok" "$failed" "$wall"
 printf 'whole station (simulators on the same %d cores): %.0f certs/s\n' "$(nproc)" "$(awk "BEGIN {print $ok / $wall}")"
 printf 'daemon CPU: %.2f s of %.2f s available (%.0f%%), %.3f ms per device: %.0f certs/s for the daemon alone on %d cores\n' \
   "$serve_cpu" "$(awk "BEGIN {print $wall * $(nproc)}")" "$(awk "BEGIN {print 100 * $serve_cpu / ($wall * $(nproc))}")" \
@@ -159,6 +186,7 @@ if per:
 PY
 fi
 
+[ -n "$no_seeds" ] && exit 0
 # The seeds' way on the same number of devices: openssl x509 -req + cat per device, file CA key.
 cd "$work"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout seed-ca.key -out seed-ca.pem -days 3650 -subj /CN=seed 2>/dev/null

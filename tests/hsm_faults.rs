@@ -128,12 +128,15 @@ fn a_wrong_pin_is_tried_once_per_command_and_never_locks_the_token() {
 #[test]
 fn a_locked_pin_is_named_as_locked_with_the_security_officer_as_the_remedy() {
     let ts = TokenStation::new(Kind::Ock);
+    ts.create_ca("ca-1", "rsa-2048");
     // Lock it from outside, as a careless script would: three wrong logins.
     for _ in 0..3 {
         let _ = Command::new("pkcs11-tool")
             .args(["--module", &ts.module(), "--token-label", &ts.label, "--login", "--pin", "00000000", "-O"])
             .output();
     }
+    let r = ts.run(&["serve", "--bench", "bench-0=/dev/null-station-test"]);
+    r.fails_with("hsm-pin-locked", 4);
     let r = ts.run(&["hsm", "status"]);
     r.fails_with("hsm-pin-locked", 4);
     assert!(r.json()["error"]["hint"].as_str().unwrap().contains("security officer"), "{}", r.stdout);
@@ -143,8 +146,10 @@ fn a_locked_pin_is_named_as_locked_with_the_security_officer_as_the_remedy() {
 #[test]
 fn a_tpm_that_is_not_running_at_start_is_named_with_its_return_code_and_the_module_settings_to_check() {
     let ts = TokenStation::new(Kind::Tpm2);
+    ts.create_ca("ca-1", "ec-p256");
     ts.token.as_ref().unwrap().kill_tpm();
-    for cmd in [&["hsm", "status"][..], &["ca", "create", "--name", "ca-1"][..]] {
+    let serve = ["serve", "--bench", "bench-0=/dev/null-station-test"];
+    for cmd in [&["hsm", "status"][..], &["ca", "create", "--name", "ca-2"][..], &serve[..]] {
         let r = ts.run(cmd);
         r.fails_with("hsm-init-failed", 4);
         let e = &r.json()["error"];

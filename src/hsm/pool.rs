@@ -29,6 +29,9 @@ pub(super) struct Pool {
     max: usize,
     wait: Duration,
     state: Mutex<State>,
+    /// A session came back (one waiter is woken per session: no herd of benches waking for one session).
+    freed: Condvar,
+    /// The gate changed, or the last lease came back (everyone waiting looks again).
     changed: Condvar,
 }
 
@@ -80,8 +83,12 @@ impl Drop for Lease<'_> {
             st = self.pool.lock();
         }
         st.in_use -= 1;
+        let last = st.in_use == 0;
         drop(st);
-        self.pool.changed.notify_all();
+        self.pool.freed.notify_one();
+        if last {
+            self.pool.changed.notify_all();
+        }
     }
 }
 
@@ -91,6 +98,7 @@ impl Pool {
             max: max.max(1),
             wait,
             state: Mutex::new(State { idle: Vec::new(), in_use: 0, slot, generation: 1, gate: Gate::Open }),
+            freed: Condvar::new(),
             changed: Condvar::new(),
         }
     }
@@ -123,8 +131,14 @@ impl Pool {
                 return match ctx.open_rw_session(slot) {
                     Ok(session) => Ok(Lease { pool: self, session: Some(session), generation, keep: true }),
                     Err(e) => {
-                        self.lock().in_use -= 1;
-                        self.changed.notify_all();
+                        let mut st = self.lock();
+                        st.in_use -= 1;
+                        let last = st.in_use == 0;
+                        drop(st);
+                        self.freed.notify_one();
+                        if last {
+                            self.changed.notify_all();
+                        }
                         Err(HsmError::ck(Step::OpenSession, "C_OpenSession")(e))
                     }
                 };
@@ -134,7 +148,7 @@ impl Pool {
                 let waited_ms = now.duration_since(started).as_millis() as u64;
                 return Err(HsmError::Busy { waited_ms, max_sessions: self.max });
             }
-            st = self.changed.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+            st = self.freed.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 
@@ -146,6 +160,7 @@ impl Pool {
             st.gate = gate;
         }
         drop(st);
+        self.freed.notify_all();
         self.changed.notify_all();
         was_open
     }
@@ -175,6 +190,7 @@ impl Pool {
         st.generation += 1;
         st.gate = Gate::Open;
         drop(st);
+        self.freed.notify_all();
         self.changed.notify_all();
     }
 
