@@ -4,6 +4,8 @@
 //! Around that path sit `ca` (CA lifecycle), `aws` (AWS IoT registration), `audit` and `config`,
 //! and `cli`, which turns each command into a report.
 
+#![cfg_attr(not(test), forbid(unsafe_code))]
+
 pub mod audit;
 pub mod aws;
 pub mod bench;

@@ -293,3 +293,21 @@ fn a_key_replaced_behind_the_station_is_looked_up_again_and_refused_unless_it_is
     let err = key.sign_bytes(b"after replace").unwrap_err();
     assert!(matches!(&err, HsmError::KeyUnusable { problem, .. } if problem.contains("not the one")), "{err}");
 }
+
+#[test]
+fn a_slot_whose_token_info_cannot_be_parsed_is_reported_and_skipped_not_fatal() {
+    // In this test process no FFI hooks are registered, so opencryptoki's token (whose clock string the wrapper
+    // cannot parse) is unreadable here; the station binary reads it without the clock (tests/tokens.rs).
+    let ts = TokenStation::new(Kind::Ock);
+    let slot = &ts.token.as_ref().unwrap().facts["SLOT_ID"];
+    let module = station::hsm::Module::load(Path::new(&ts.module()), None).unwrap();
+    let (tokens, unreadable) = module.tokens().unwrap();
+    assert!(tokens.iter().all(|t| t.label != ts.label), "{tokens:?}");
+    let ours = unreadable.iter().find(|u| u.starts_with(&format!("slot {slot} "))).expect("our slot is reported");
+    assert!(ours.contains("C_GetTokenInfo failed"), "{ours}");
+    let err = module.find_token(&ts.label).unwrap_err();
+    assert!(
+        matches!(&err, HsmError::TokenNotFound { present, .. } if present.contains(&format!("slot {slot} unreadable"))),
+        "{err}"
+    );
+}
