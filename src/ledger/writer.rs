@@ -45,7 +45,7 @@ enum Op {
     Reserve(SerialFormat, Reply<Option<Reservation>>),
     Release(i64),
     Refusal { code: String, bench: String, serial: String, ca: String },
-    Event { kind: String, subject: String, detail: String, reply: Reply<()> },
+    Event { kind: String, subject: String, ref_id: Option<i64>, detail: String, reply: Reply<()> },
     Head(Reply<Head>),
     StoreCheckpoint { head: Head, ca: String, key_uri: String, signature: Vec<u8>, reply: Reply<super::Checkpoint> },
 }
@@ -130,7 +130,18 @@ impl Writer {
 
     /// Records a chained event that changes no row state (e.g. a stored-hash mismatch).
     pub fn event(&self, kind: &str, subject: &str, detail: String) -> Result<(), LedgerError> {
-        self.call(|r| Op::Event { kind: kind.into(), subject: subject.into(), detail, reply: r })
+        self.event_about(kind, subject, None, detail)
+    }
+
+    /// As [`event`](Self::event), naming the issuance row it concerns (e.g. a device's ERROR about its chain).
+    pub fn event_about(
+        &self,
+        kind: &str,
+        subject: &str,
+        ref_id: Option<i64>,
+        detail: String,
+    ) -> Result<(), LedgerError> {
+        self.call(|r| Op::Event { kind: kind.into(), subject: subject.into(), ref_id, detail, reply: r })
     }
 
     /// The chain head as it is after everything queued before this call, for a checkpoint. The caller signs
@@ -291,8 +302,8 @@ fn apply(
                 None => (r.is_ok(), None),
             }
         }
-        Op::Event { kind, subject, detail, reply } => {
-            finish(chain::append(conn, &kind, &subject, None, &detail).map(|_| ()), reply)
+        Op::Event { kind, subject, ref_id, detail, reply } => {
+            finish(chain::append(conn, &kind, &subject, ref_id, &detail).map(|_| ()), reply)
         }
         Op::Head(reply) => finish(super::checkpoints::head(conn), reply),
         Op::StoreCheckpoint { head, ca, key_uri, signature, reply } => {
@@ -379,7 +390,7 @@ mod tests {
         let (reserve_tx, reserve_rx) = sync_channel(1);
         let format = SerialFormat { prefix: "SN-".into(), width: 4, first: 1, last: 9 };
         let batch = vec![
-            Op::Event { kind: "test".into(), subject: "s".into(), detail: "{}".into(), reply: event_tx },
+            Op::Event { kind: "test".into(), subject: "s".into(), ref_id: None, detail: "{}".into(), reply: event_tx },
             Op::Release(7),
             Op::Reserve(format, reserve_tx),
         ];
