@@ -248,8 +248,9 @@ fn jitr_registers_no_template_and_jitp_verification_then_misses_it() {
     let id = ca_id(&st, "ca-1");
     let aws = moto.aws("eu-west-1", &["describe-ca-certificate", "--certificate-id", &id]);
     assert!(aws.get("registrationConfig").is_none(), "{aws}");
-    run(&st, &["ca", "verify", "--mode", "jitr"]).ok();
-    let out = run(&st, &["ca", "verify"]);
+    // Without --mode, verify checks the mode the CA was registered in (issue 11).
+    run(&st, &["ca", "verify"]).ok();
+    let out = run(&st, &["ca", "verify", "--mode", "jitp"]);
     assert_eq!(out.status, 8);
     let r = out.json();
     let r = row(&r, "ca-1", "eu-west-1");
@@ -257,7 +258,9 @@ fn jitr_registers_no_template_and_jitp_verification_then_misses_it() {
     assert!(r["remedy"].as_str().unwrap().contains("--update-template"), "{r}");
     let upd = run(&st, &["ca", "register", "--name", "ca-1", "--update-template"]).ok().json();
     assert_eq!(upd["regions"][0]["outcome"], "template-updated", "{upd}");
-    run(&st, &["ca", "verify"]).ok();
+    // Registered for JITP now: verify checks JITP, and passes.
+    let report = run(&st, &["ca", "verify"]).ok().json();
+    assert_eq!(row(&report, "ca-1", "eu-west-1")["mode"], "jitp");
 }
 
 /// Issue 11: `ca verify` without `--mode` checks a CA in the mode it was registered in, not `[aws] mode`.

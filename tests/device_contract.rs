@@ -441,3 +441,49 @@ fn ca_show_pem_prints_the_certificate_alone() {
     let (ok, msg) = openssl(&["x509", "-in", file.to_str().unwrap(), "-noout", "-subject"]);
     assert!(ok, "{msg}");
 }
+
+#[test]
+fn simulated_devices_meet_the_serial_mode_at_hello_before_they_send_a_csr() {
+    // Device mode (the default): a 1.1 device without a serial is refused at once.
+    let (st, pair, daemon) = bench("", |t| t);
+    let ca = st.ca_pem("ca-1");
+    let out = st.file("devices");
+    let (code, v) = finish(sim::spawn(&pair.device_end, &ca, &out, &[]));
+    assert_eq!((code, v["devices"][0]["code"].as_str()), (1, Some("serial-missing")), "{v}");
+    assert_eq!(v["devices"][0]["retries"], 0, "not retryable: the device stops at once");
+    assert_eq!(daemon.stop(), 0);
+    drop(pair);
+    // Station mode: a device with its own serial is refused; one without gets the next serial.
+    let (st, pair, daemon) = bench("", station_mode);
+    let ca = st.ca_pem("ca-1");
+    let out = st.file("devices");
+    let (code, v) = finish(sim::spawn(&pair.device_end, &ca, &out, &["--serial", "OWN-1"]));
+    assert_eq!((code, v["devices"][0]["code"].as_str()), (1, Some("serial-not-allowed")), "{v}");
+    let (code, v) = finish(sim::spawn(&pair.device_end, &ca, &out, &["--count", "2"]));
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        (v["devices"][0]["serial"].as_str(), v["devices"][1]["serial"].as_str()),
+        (Some("SN-000001"), Some("SN-000002"))
+    );
+    assert_eq!(daemon.stop(), 0);
+    assert_eq!(st.issuance_count(), 2);
+}
+
+#[test]
+fn a_revision_1_0_simulated_device_is_provisioned_unchanged_in_both_serial_modes() {
+    let (st, pair, daemon) = bench("", |t| t);
+    let ca = st.ca_pem("ca-1");
+    let out = st.file("devices");
+    let args = ["--revision", "0", "--count", "2", "--serial-from", "1", "--serial-prefix", "OLD-"];
+    let (code, v) = finish(sim::spawn(&pair.device_end, &ca, &out, &args));
+    assert_eq!((code, v["devices_ok"].as_u64()), (0, Some(2)), "{v}");
+    assert_eq!(daemon.stop(), 0);
+    drop(pair);
+    let (st, pair, daemon) = bench("", station_mode);
+    let ca = st.ca_pem("ca-1");
+    let out = st.file("devices");
+    let (code, v) = finish(sim::spawn(&pair.device_end, &ca, &out, &["--revision", "0"]));
+    assert_eq!((code, v["devices"][0]["serial"].as_str()), (0, Some("SN-000001")), "{v}");
+    assert_eq!(daemon.stop(), 0);
+    sim::verify_chains(&ca, &sim::chain_files(&out));
+}

@@ -73,8 +73,9 @@ pub struct DevsimArgs {
     /// How long the device waits for each answer before it starts again from HELLO.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub reply_timeout: Duration,
-    /// How many times a device starts again from HELLO (same key) before it gives up.
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    /// How many times a device starts again from HELLO (same key) before it gives up. The default, 4, is the
+    /// spec's rule: the 5th failed session in a row stops the device.
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub retries: u32,
     /// Frame-level errors in a row, in either direction (damaged frames from the station, frame-* ERRORs from it),
     /// after which the device sends ERROR too-many-frame-errors and starts again from HELLO.
