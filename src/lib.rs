@@ -11,6 +11,7 @@ pub mod aws;
 pub mod bench;
 pub mod ca;
 pub mod cli;
+pub mod codes;
 pub mod config;
 pub mod devsim;
 pub mod error;

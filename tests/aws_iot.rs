@@ -248,8 +248,9 @@ fn jitr_registers_no_template_and_jitp_verification_then_misses_it() {
     let id = ca_id(&st, "ca-1");
     let aws = moto.aws("eu-west-1", &["describe-ca-certificate", "--certificate-id", &id]);
     assert!(aws.get("registrationConfig").is_none(), "{aws}");
-    run(&st, &["ca", "verify", "--mode", "jitr"]).ok();
-    let out = run(&st, &["ca", "verify"]);
+    // Without --mode, verify checks the mode the CA was registered in (issue 11).
+    run(&st, &["ca", "verify"]).ok();
+    let out = run(&st, &["ca", "verify", "--mode", "jitp"]);
     assert_eq!(out.status, 8);
     let r = out.json();
     let r = row(&r, "ca-1", "eu-west-1");
@@ -257,5 +258,38 @@ fn jitr_registers_no_template_and_jitp_verification_then_misses_it() {
     assert!(r["remedy"].as_str().unwrap().contains("--update-template"), "{r}");
     let upd = run(&st, &["ca", "register", "--name", "ca-1", "--update-template"]).ok().json();
     assert_eq!(upd["regions"][0]["outcome"], "template-updated", "{upd}");
-    run(&st, &["ca", "verify"]).ok();
+    // Registered for JITP now: verify checks JITP, and passes.
+    let report = run(&st, &["ca", "verify"]).ok().json();
+    assert_eq!(row(&report, "ca-1", "eu-west-1")["mode"], "jitp");
+}
+
+/// Issue 11: `ca verify` without `--mode` checks a CA in the mode it was registered in, not `[aws] mode`.
+#[test]
+fn ca_verify_without_mode_checks_the_mode_the_ca_was_registered_in() {
+    let moto = Moto::start();
+    let st = aws_station(&moto.url, &["eu-west-1"], "");
+    run(&st, &["ca", "register", "--name", "ca-1", "--mode", "jitr"]).ok();
+    let report = run(&st, &["ca", "verify", "--name", "ca-1"]).ok().json();
+    let r = row(&report, "ca-1", "eu-west-1");
+    assert_eq!((r["outcome"].as_str(), r["mode"].as_str()), (Some("pass"), Some("jitr")), "{r}");
+    let checks: Vec<&str> = r["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
+    assert!(!checks.contains(&"jitp-template"), "a JITR CA is not checked for a template: {checks:?}");
+    // Told otherwise, it checks JITP, and fails for want of a template.
+    let forced = run(&st, &["ca", "verify", "--name", "ca-1", "--mode", "jitp"]).json();
+    let r = row(&forced, "ca-1", "eu-west-1");
+    assert_eq!(
+        (r["outcome"].as_str(), r["failed_check"].as_str()),
+        (Some("fail"), Some("aws-template-missing")),
+        "{r}"
+    );
+    // The fail-closed gate reads the registered mode too: the JITR pass opens it, the forced JITP failure does not
+    // count against it.
+    st.edit_config(|t| t.replace("[aws]\n", "[aws]\nrequire_verified = true\n"));
+    station::aws::gate::check(
+        &station::config::Config::load(&st.config()).unwrap().aws.unwrap(),
+        &Ledger::open(&st.file("station.db")).unwrap(),
+        "ca-1",
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("the gate opens on the JITR pass");
 }

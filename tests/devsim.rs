@@ -152,9 +152,10 @@ fn chain_from_another_ca_is_refused_as_untrusted() {
 }
 
 #[test]
-fn chain_carrying_another_ca_than_the_signer_is_refused_as_mixed() {
+fn chain_carrying_another_ca_than_the_signer_is_refused_as_untrusted() {
+    // A mixed chain does not verify up to the trust anchor: the spec's `chain-untrusted` (6.3).
     let (old, new) = (ca("Old CA"), ca("New CA"));
-    refused(Script { chain_ca: Some(new.clone()), ..Script::new(&old) }, &[&old, &new], "chain-mixed");
+    refused(Script { chain_ca: Some(new.clone()), ..Script::new(&old) }, &[&old, &new], "chain-untrusted");
 }
 
 #[test]
@@ -387,4 +388,34 @@ fn pty_mode_never_replaces_a_file_or_a_link_it_did_not_make() {
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a line", "the file is left as it was");
     assert_eq!(std::fs::read_link(&link).unwrap(), file, "the link is left as it was");
+}
+
+/// Issue 11, spec 4.3: the device's own limit of frame-level errors in a row (here, three frame-* ERRORs for its
+/// CSR): it tells the station with too-many-frame-errors and starts again from HELLO, a failed session.
+#[test]
+fn the_device_ends_a_session_after_three_frame_errors_in_a_row_and_starts_again() {
+    let ca = ca("Test CA");
+    let script = Script { crc_errors_on_csr: 3, ..Script::new(&ca) };
+    let mut bench = Bench::new(script, &[&ca]);
+    let run = bench.run(&["--serial", "SN-LIMIT", "--backoff", "50ms"]);
+    let log = bench.stop();
+    run.assert_ok();
+    assert_eq!(log.device_errors(), ["too-many-frame-errors"], "the device says why it gives up the session");
+    assert_eq!(log.count("HELLO"), 2);
+    assert_eq!((run.device(0)["resends"].as_u64(), run.device(0)["retries"].as_u64()), (Some(2), Some(1)));
+    assert_stored(&bench, "SN-LIMIT", &log);
+}
+
+/// Issue 11, spec 4.3: while waiting for WELCOME, an ERROR timeout answers an earlier session: ignored.
+#[test]
+fn a_stale_timeout_while_waiting_for_welcome_is_ignored() {
+    let ca = ca("Test CA");
+    let script = Script { stale_timeout_before_welcome: true, ..Script::new(&ca) };
+    let mut bench = Bench::new(script, &[&ca]);
+    let run = bench.run(&["--serial", "SN-STALE"]);
+    let log = bench.stop();
+    run.assert_ok();
+    assert_eq!(log.count("HELLO"), 1, "no restart");
+    assert_eq!(run.device(0)["retries"], 0);
+    assert_stored(&bench, "SN-STALE", &log);
 }

@@ -112,7 +112,8 @@ fn hostile_csrs_get_their_code_and_leave_no_row() {
     cases.push(("csr-key-too-weak", openssl_csr(dir, "rsa1024", "rsa:1024", "/CN=DEV-R", &[]).0));
     cases.push(("csr-key-type-not-allowed", openssl_csr(dir, "ed", "ed25519", "/CN=DEV-E", &[]).0));
     cases.push(("csr-key-type-not-allowed", openssl_csr(dir, "k256", "ec:secp256k1", "/CN=DEV-K", &[]).0));
-    cases.push(("serial-pattern-mismatch", openssl_csr(dir, "pat", "ec:P-256", "/CN=bad serial!", &[]).0));
+    cases.push(("serial-invalid", openssl_csr(dir, "pat", "ec:P-256", "/CN=bad serial!", &[]).0));
+    cases.push(("serial-pattern-mismatch", openssl_csr(dir, "dot", "ec:P-256", "/CN=ACME.0001", &[]).0));
     cases.push(("serial-missing", openssl_csr(dir, "nocn", "ec:P-256", "/O=No CN Ltd", &[]).0));
     std::fs::write(dir.join("garbage.csr"), b"\x30\x82\x01\x00this is not a CSR at all").unwrap();
     cases.push(("csr-malformed", dir.join("garbage.csr")));

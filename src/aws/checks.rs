@@ -230,6 +230,13 @@ fn jitp(ctx: &Context<'_>, d: &Described) -> Vec<Check> {
                         format!("set the attribute in [policy] or drop the parameter from the template, then {fix}");
                     Check::fail("jitp-template", p.code(), p.message(), fix)
                 }
+                Err(p @ TemplateProblem::ThingName { .. }) => {
+                    let fix = format!(
+                        "keep `.` out of [policy] serial_pattern / serial_prefix, or make ThingName from \
+                         AWS::IoT::Certificate::Id in [aws] template, then {fix}"
+                    );
+                    Check::fail("jitp-template", p.code(), p.message(), fix)
+                }
                 Err(p) => Check::fail("jitp-template", p.code(), p.message(), fix.clone()),
             }
         }

@@ -21,6 +21,8 @@ pub enum AwsError {
     TemplateInvalid { origin: String, problem: String },
     #[error("the JITP template {origin} uses {parameter}, which the device certificates do not carry: {why}")]
     TemplateParameterUnfilled { origin: String, parameter: String, why: String },
+    #[error("the JITP template {origin} {parameter}: {why}")]
+    TemplateThingNameInvalid { origin: String, parameter: String, why: String },
     #[error("CA {name:?} is {state}: it cannot be registered with AWS IoT")]
     CaNotRegistrable { name: String, state: &'static str },
     #[error("the verification certificate for region {region} does not check out locally: {problem}")]
@@ -56,6 +58,7 @@ impl Coded for AwsError {
             AwsError::TemplateUnreadable { .. } => "aws-template-unreadable",
             AwsError::TemplateInvalid { .. } => "aws-template-invalid",
             AwsError::TemplateParameterUnfilled { .. } => "aws-template-parameter-unfilled",
+            AwsError::TemplateThingNameInvalid { .. } => "aws-template-thing-name-invalid",
             AwsError::CaNotRegistrable { .. } => "aws-ca-not-registrable",
             AwsError::VerificationCertInvalid { .. } => "aws-verification-cert-invalid",
             AwsError::Runtime(_) => "aws-runtime-failed",
@@ -85,6 +88,11 @@ impl Coded for AwsError {
                  organizational_unit, country) so every device certificate carries it"
                     .into()
             }
+            AwsError::TemplateThingNameInvalid { .. } => {
+                "make the thing name from AWS::IoT::Certificate::Id, or keep `.` out of [policy] serial_pattern and \
+                 serial_prefix"
+                    .into()
+            }
             AwsError::CaNotRegistrable { .. } => {
                 "register a CA that has its certificate and is not retired (`station ca list`)".into()
             }
@@ -111,6 +119,7 @@ impl Coded for AwsError {
             | AwsError::TemplateUnreadable { .. }
             | AwsError::TemplateInvalid { .. }
             | AwsError::TemplateParameterUnfilled { .. }
+            | AwsError::TemplateThingNameInvalid { .. }
             | AwsError::CaNotRegistrable { .. }
             | AwsError::VerificationCertInvalid { .. }
             | AwsError::VerificationMissing { .. }
@@ -124,7 +133,8 @@ impl Coded for AwsError {
             AwsError::NotConfigured | AwsError::BadRegion { .. } | AwsError::RoleArnMissing => exit::CONFIG,
             AwsError::TemplateUnreadable { .. }
             | AwsError::TemplateInvalid { .. }
-            | AwsError::TemplateParameterUnfilled { .. } => exit::CONFIG,
+            | AwsError::TemplateParameterUnfilled { .. }
+            | AwsError::TemplateThingNameInvalid { .. } => exit::CONFIG,
             AwsError::CaNotRegistrable { .. } => exit::CA,
             AwsError::Runtime(_) => exit::INTERNAL,
             _ => exit::AWS,

@@ -22,11 +22,14 @@ pub fn require_verified(cfg: &Config, ledger: &Ledger, ca_name: &str) -> crate::
 }
 
 /// The gate's rule at time `now`, whatever `require_verified` says. Only verifications made against the
-/// configured endpoint (AWS, unless `endpoint_url` is set) in the configured mode count.
+/// configured endpoint (AWS, unless `endpoint_url` is set) count, in the mode the CA was registered in there
+/// (else the configured mode): the mode `station ca verify` checks without `--mode`.
 pub fn check(aws: &AwsSection, ledger: &Ledger, ca_name: &str, now: OffsetDateTime) -> crate::Result<()> {
     let endpoint = aws.endpoint_url.as_deref().unwrap_or_default();
     for region in &aws.regions {
-        let Some(v) = ledger.latest_aws_verification(ca_name, &region.name, endpoint, aws.mode.as_str())? else {
+        let registered = ledger.aws_registration(ca_name, &region.name)?;
+        let mode = super::verify::pair_mode(None, registered.as_ref(), aws.mode);
+        let Some(v) = ledger.latest_aws_verification(ca_name, &region.name, endpoint, mode.as_str())? else {
             return Err(AwsError::VerificationMissing { ca: ca_name.into(), region: region.name.clone() }.into());
         };
         if v.outcome != "pass" {

@@ -3,7 +3,7 @@
 //! at the device's first connection, in the field.
 
 use super::AwsError;
-use crate::config::PolicySection;
+use crate::config::{AwsMode, AwsSection, PolicySection, SerialSource};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,21 +13,34 @@ pub const BUILTIN: &str = include_str!("../../schemas/jitp-template.json");
 
 const PREFIX: &str = "AWS::IoT::Certificate::";
 
-/// Which optional attributes every device certificate's subject carries (CN and serialNumber always do).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which optional attributes every device certificate's subject carries (CN and serialNumber always do), and
+/// whether the serial in CN and serialNumber may hold a `.` (which an AWS IoT thing name cannot).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceSubject {
     pub organization: bool,
     pub organizational_unit: bool,
     pub country: bool,
+    /// Why a serial may contain `.`: the `[policy]` setting that allows it.
+    pub serial_dot: Option<String>,
 }
 
 impl DeviceSubject {
     /// The subject `[policy]` gives devices: CN and serialNumber = the device serial; O, OU, C if configured.
     pub fn from_policy(p: &PolicySection) -> DeviceSubject {
+        let serial_dot = match p.serial_source {
+            SerialSource::Station if p.serial_prefix.contains('.') => {
+                Some(format!("[policy] serial_prefix {:?} contains `.`", p.serial_prefix))
+            }
+            SerialSource::Device if crate::pki::serial::pattern_can_match(&p.serial_pattern, '.') => {
+                Some(format!("[policy] serial_pattern {:?} allows `.`", p.serial_pattern))
+            }
+            _ => None,
+        };
         DeviceSubject {
             organization: p.organization.is_some(),
             organizational_unit: p.organizational_unit.is_some(),
             country: p.country.is_some(),
+            serial_dot,
         }
     }
 
@@ -65,13 +78,31 @@ pub struct Template {
     pub body: String,
     /// Every `AWS::IoT::Certificate::*` parameter it declares or references, without the prefix.
     pub certificate_parameters: BTreeSet<String>,
+    /// The certificate parameters an `AWS::IoT::Thing`'s `ThingName` is made from.
+    pub thing_name_parameters: BTreeSet<String>,
+}
+
+impl Template {
+    /// Whether the thing name is made from the device serial (CN or serialNumber): then every serial must be a
+    /// valid thing name, `[a-zA-Z0-9:_-]`.
+    pub fn thing_name_from_serial(&self) -> Option<&str> {
+        ["CommonName", "SerialNumber"].into_iter().find(|p| self.thing_name_parameters.contains(*p))
+    }
 }
 
 /// What is wrong with a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateProblem {
     Invalid(String),
-    Unfilled { parameter: String, why: String },
+    Unfilled {
+        parameter: String,
+        why: String,
+    },
+    /// The thing name comes from the serial, and a serial may hold a character thing names refuse.
+    ThingName {
+        parameter: String,
+        why: String,
+    },
 }
 
 impl TemplateProblem {
@@ -81,6 +112,9 @@ impl TemplateProblem {
             TemplateProblem::Unfilled { parameter, why } => {
                 AwsError::TemplateParameterUnfilled { origin: origin.into(), parameter, why }
             }
+            TemplateProblem::ThingName { parameter, why } => {
+                AwsError::TemplateThingNameInvalid { origin: origin.into(), parameter, why }
+            }
         }
     }
 
@@ -89,6 +123,7 @@ impl TemplateProblem {
         match self {
             TemplateProblem::Invalid(_) => "aws-template-invalid",
             TemplateProblem::Unfilled { .. } => "aws-template-parameter-unfilled",
+            TemplateProblem::ThingName { .. } => "aws-template-thing-name-invalid",
         }
     }
 
@@ -96,6 +131,9 @@ impl TemplateProblem {
         match self {
             TemplateProblem::Invalid(p) => p.clone(),
             TemplateProblem::Unfilled { parameter, why } => format!("uses {parameter}: {why}"),
+            TemplateProblem::ThingName { parameter, why } => format!(
+                "makes ThingName from {parameter}, and {why}, which an AWS IoT thing name ([a-zA-Z0-9:_-]) cannot hold"
+            ),
         }
     }
 }
@@ -147,13 +185,37 @@ pub fn parse(origin: &str, body: &str) -> Result<Template, TemplateProblem> {
     }
     let mut certificate_parameters = BTreeSet::new();
     collect_certificate_parameters(&v, &mut certificate_parameters);
-    Ok(Template { origin: origin.into(), body: body.into(), certificate_parameters })
+    let mut thing_name_parameters = BTreeSet::new();
+    for resource in resources.values().filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::IoT::Thing")) {
+        if let Some(name) = resource.get("Properties").and_then(|p| p.get("ThingName")) {
+            collect_certificate_parameters(name, &mut thing_name_parameters);
+        }
+    }
+    Ok(Template { origin: origin.into(), body: body.into(), certificate_parameters, thing_name_parameters })
+}
+
+/// The serial rule `[aws]` implies: where a JITP template (the configured one, or the built-in one) makes the thing
+/// name from the serial, serials must be thing names too. A template that cannot be read or parsed counts as one
+/// that does (the stricter rule); `ca register` reports what is wrong with it. `base` resolves a relative path.
+pub fn serial_rule(aws: Option<&AwsSection>, base: &Path) -> crate::pki::SerialRule {
+    let Some(aws) = aws.filter(|a| a.mode == AwsMode::Jitp) else {
+        return crate::pki::SerialRule::default();
+    };
+    let body = match &aws.template {
+        None => Some(BUILTIN.to_string()),
+        Some(p) => std::fs::read_to_string(if p.is_absolute() { p.clone() } else { base.join(p) }).ok(),
+    };
+    let thing_name = body.and_then(|b| parse("", &b).ok()).is_none_or(|t| t.thing_name_from_serial().is_some());
+    crate::pki::SerialRule { thing_name }
 }
 
 /// Every certificate parameter must be filled for every device the station issues.
 pub fn check(t: &Template, subject: &DeviceSubject) -> Result<(), TemplateProblem> {
     for p in &t.certificate_parameters {
         subject.fills(p).map_err(|why| TemplateProblem::Unfilled { parameter: format!("{PREFIX}{p}"), why })?;
+    }
+    if let (Some(p), Some(why)) = (t.thing_name_from_serial(), &subject.serial_dot) {
+        return Err(TemplateProblem::ThingName { parameter: format!("{PREFIX}{p}"), why: why.clone() });
     }
     Ok(())
 }
@@ -211,7 +273,8 @@ mod tests {
         let names: Vec<&str> = t.certificate_parameters.iter().map(String::as_str).collect();
         assert_eq!(names, ["CommonName", "Id", "SerialNumber"]);
         let default_policy = DeviceSubject::from_policy(&PolicySection::default());
-        assert_eq!(default_policy, DeviceSubject::default(), "the default policy sets no O, OU or C");
+        assert_eq!(default_policy, DeviceSubject::default(), "the default policy sets no O, OU or C, and no `.`");
+        assert_eq!(t.thing_name_from_serial(), Some("CommonName"));
         check(&t, &default_policy).expect("the default device subject fills the built-in template");
         let v: Value = serde_json::from_str(BUILTIN).unwrap();
         let res = &v["Resources"];
@@ -251,10 +314,34 @@ mod tests {
             "AttributePayload": {"st": "${AWS::IoT::Certificate::StateName}"}}}}}"#;
         let t = parsed(body).unwrap();
         assert!(t.certificate_parameters.contains("StateName"));
-        assert!(check(&t, &DeviceSubject { organization: true, organizational_unit: true, country: true }).is_err());
+        let all = DeviceSubject { organization: true, organizational_unit: true, country: true, serial_dot: None };
+        assert!(check(&t, &all).is_err());
         let t = parsed(&body.replace("StateName", "Colour")).unwrap();
         let err = check(&t, &DeviceSubject::default()).unwrap_err();
         assert!(err.message().contains("no such parameter"), "{}", err.message());
+    }
+
+    #[test]
+    fn a_thing_name_made_from_the_serial_refuses_a_policy_that_allows_a_dot() {
+        let t = parsed(BUILTIN).unwrap();
+        let dotted = PolicySection { serial_pattern: "[A-Z0-9][A-Z0-9.-]{0,63}".into(), ..PolicySection::default() };
+        let err = check(&t, &DeviceSubject::from_policy(&dotted)).unwrap_err();
+        assert_eq!(err.code(), "aws-template-thing-name-invalid");
+        assert!(err.message().contains("serial_pattern"), "{}", err.message());
+        let station = PolicySection {
+            serial_source: SerialSource::Station,
+            serial_prefix: "LINE.1-".into(),
+            ..PolicySection::default()
+        };
+        assert!(check(&t, &DeviceSubject::from_policy(&station)).is_err());
+        // A template whose thing name is not the serial does not care.
+        let by_id = parsed(&BUILTIN.replace(
+            "\"ThingName\": {\n          \"Ref\": \"AWS::IoT::Certificate::CommonName\"",
+            "\"ThingName\": {\n          \"Ref\": \"AWS::IoT::Certificate::Id\"",
+        ))
+        .unwrap();
+        assert_eq!(by_id.thing_name_from_serial(), None);
+        check(&by_id, &DeviceSubject::from_policy(&dotted)).expect("the thing name is the certificate ID");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::checks::{self, Check, Context, LocalCa};
 use super::client::{CallError, Iot, Limiter};
 use super::{Described, Overrides, Settings};
-use crate::config::{AwsRegion, Config};
+use crate::config::{AwsMode, AwsRegion, Config};
 use crate::ledger::{AwsRegistration, AwsVerification, CaRow, CaState, Ledger, now_text};
 use crate::pki;
 use serde::Serialize;
@@ -21,6 +21,14 @@ pub struct Target {
     pub ca: CaRow,
     pub region: AwsRegion,
     pub recorded: Option<AwsRegistration>,
+    /// The mode checked: `--mode` when given, else the mode the CA was registered in, else `[aws] mode`.
+    pub mode: AwsMode,
+}
+
+/// The mode a pair is checked in (and the gate reads): a `--mode` given to the command, else the mode recorded
+/// when the CA was registered in that region, else `[aws] mode`.
+pub fn pair_mode(forced: Option<AwsMode>, recorded: Option<&AwsRegistration>, configured: AwsMode) -> AwsMode {
+    forced.or_else(|| recorded.and_then(|r| r.mode.parse().ok())).unwrap_or(configured)
 }
 
 /// Which CAs to verify.
@@ -65,6 +73,8 @@ pub struct Row {
     pub ca: String,
     pub region: String,
     pub profile: Option<String>,
+    /// The mode it was checked in (`jitp` or `jitr`).
+    pub mode: &'static str,
     pub outcome: Outcome,
     /// The code of the first failing check (or of the error).
     pub failed_check: Option<String>,
@@ -86,8 +96,14 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
-/// The pairs for a selection: each chosen CA in each region of `settings`.
-pub fn targets(ledger: &Ledger, settings: &Settings, which: &Selection) -> crate::Result<Vec<Target>> {
+/// The pairs for a selection: each chosen CA in each region of `settings`. `forced` is a `--mode` given to the
+/// command; without it each pair is checked in the mode it was registered in.
+pub fn targets(
+    ledger: &Ledger,
+    settings: &Settings,
+    which: &Selection,
+    forced: Option<AwsMode>,
+) -> crate::Result<Vec<Target>> {
     let cas: Vec<CaRow> = match which {
         Selection::Active => vec![ledger.active_ca()?.ok_or(crate::ca::CaError::NoneActive)?],
         Selection::Named(n) => vec![crate::ca::find(ledger, n)?],
@@ -97,7 +113,8 @@ pub fn targets(ledger: &Ledger, settings: &Settings, which: &Selection) -> crate
     for ca in cas {
         for region in &settings.regions {
             let recorded = ledger.aws_registration(&ca.name, &region.name)?;
-            out.push(Target { ca: ca.clone(), region: region.clone(), recorded });
+            let mode = pair_mode(forced, recorded.as_ref(), settings.mode);
+            out.push(Target { ca: ca.clone(), region: region.clone(), recorded, mode });
         }
     }
     Ok(out)
@@ -152,6 +169,7 @@ fn unfinished(t: &Target) -> Row {
         ca: t.ca.name.clone(),
         region: t.region.name.clone(),
         profile: t.region.profile.clone(),
+        mode: t.mode.as_str(),
         outcome: Outcome::Error,
         failed_check: Some("aws-verify-internal".into()),
         message: "the check did not finish (an internal error; the log has details)".into(),
@@ -163,10 +181,12 @@ fn unfinished(t: &Target) -> Row {
 }
 
 async fn verify_pair(settings: &Settings, region: &RegionCtx, t: &Target) -> Row {
+    let settings = &Settings { mode: t.mode, ..settings.clone() };
     let mut row = Row {
         ca: t.ca.name.clone(),
         region: t.region.name.clone(),
         profile: t.region.profile.clone(),
+        mode: t.mode.as_str(),
         outcome: Outcome::Pass,
         failed_check: None,
         message: String::new(),
@@ -266,7 +286,7 @@ pub fn records(settings: &Settings, at: &str, rows: &[Row]) -> Vec<AwsVerificati
             ca_name: r.ca.clone(),
             region: r.region.clone(),
             endpoint: settings.endpoint_url.clone().unwrap_or_default(),
-            mode: settings.mode.as_str().into(),
+            mode: r.mode.into(),
             at: at.to_string(),
             outcome: r.outcome.as_str().into(),
             failed_check: r.failed_check.clone(),
@@ -287,7 +307,7 @@ pub fn verify_and_record(
     progress: &dyn Fn(usize, usize, &Row),
 ) -> crate::Result<Report> {
     let settings = Settings::resolve(cfg, overrides)?;
-    let targets = targets(ledger, &settings, which)?;
+    let targets = targets(ledger, &settings, which, overrides.mode)?;
     let rt = super::runtime()?;
     let verified_at = now_text();
     let rows = rt.block_on(verify_cas(&settings, targets, progress));

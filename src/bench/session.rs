@@ -4,9 +4,11 @@
 use super::{OperatorLine, Shared};
 use crate::config::SerialSource;
 use crate::error::{Coded, Error};
-use crate::issue::{IssueRequest, Issued};
+use crate::issue::{DeviceErrorReport, IssueRequest, Issued};
 use crate::ledger::{Reservation, Writer};
-use crate::protocol::{self, Chain, Decoder, Done, ErrorMsg, FrameError, Message, Welcome, codes};
+use crate::protocol::{
+    self, Chain, Decoder, Done, ErrorMsg, FrameError, Hello, Message, Welcome, codes, serial_source,
+};
 use crate::serial::Port;
 use std::io;
 use std::sync::Arc;
@@ -26,6 +28,23 @@ enum State {
     Idle,
     AwaitCsr(Instant),
     AwaitStored(Instant),
+}
+
+impl State {
+    /// The name the ledger records with a device's ERROR.
+    fn name(&self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::AwaitCsr(_) => "await-csr",
+            State::AwaitStored(_) => "await-stored",
+        }
+    }
+}
+
+/// The device last sent DONE on this port: an ERROR that arrives after DONE (`done-serial-mismatch`) is its.
+struct Finished {
+    serial: String,
+    issuance: i64,
 }
 
 /// The device being provisioned on this port.
@@ -72,8 +91,11 @@ pub struct Session<'a> {
     state: State,
     device: Option<Device>,
     last_sent: Option<Vec<u8>>,
+    /// Consecutive frame-level errors in either direction: damaged frames received, and `frame-*` ERRORs received
+    /// (each answered by a re-send). Reset by every other frame (spec 4.2).
     frame_errors: u32,
     partial_since: Option<Instant>,
+    finished: Option<Finished>,
 }
 
 impl<'a> Session<'a> {
@@ -87,6 +109,7 @@ impl<'a> Session<'a> {
             last_sent: None,
             frame_errors: 0,
             partial_since: None,
+            finished: None,
         }
     }
 
@@ -130,27 +153,32 @@ impl<'a> Session<'a> {
             Ok(m) => m,
             Err(fe) => return self.frame_error(port, &fe),
         };
+        if let Message::Error(e) = &msg
+            && codes::is_frame_level(&e.code)
+        {
+            return self.resend(port);
+        }
         self.frame_errors = 0;
         match (msg, &self.state) {
-            (Message::Hello(h), _) => self.hello(port, h.serial, h.model, h.firmware),
+            (Message::Hello(h), _) => self.hello(port, h),
             (Message::Csr(c), State::AwaitCsr(_) | State::AwaitStored(_)) => self.csr(port, c.der),
             (Message::Stored(s), State::AwaitStored(_)) => self.stored(port, &s.sha256),
-            (Message::Error(e), _) if codes::is_frame_level(&e.code) => match self.last_sent.clone() {
-                Some(last) => port.write_frame(&last),
-                None => Ok(()),
-            },
             (Message::Error(e), _) => {
-                tracing::info!(bench = self.bench, code = %e.code, message = %e.message, "device reported an error");
-                self.end_with_failure(&e.code, &format!("device: {}", e.message));
+                self.device_error(&e);
                 Ok(())
             }
             (other, _) => {
                 let kind = other.message_type().name();
+                let state = match self.state {
+                    State::Idle => "no session is open",
+                    State::AwaitCsr(_) => "the station waits for CSR",
+                    State::AwaitStored(_) => "the station waits for STORED",
+                };
                 self.send_error(
                     port,
                     &ErrorMsg::new(
                         codes::UNEXPECTED_MESSAGE,
-                        format!("{kind} is not expected now"),
+                        format!("{kind} arrived while {state}"),
                         "start again from HELLO",
                         true,
                     ),
@@ -161,28 +189,79 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn hello(
-        &mut self,
-        port: &mut dyn Port,
-        serial: Option<String>,
-        model: String,
-        firmware: String,
-    ) -> io::Result<()> {
+    /// A `frame-*` ERROR from the device: re-send the last frame byte for byte, unless the errors in a row (either
+    /// direction) reached the limit.
+    fn resend(&mut self, port: &mut dyn Port) -> io::Result<()> {
+        self.frame_errors += 1;
+        if self.frame_errors >= self.shared.timers.max_frame_errors {
+            return self.too_many_frame_errors(port);
+        }
+        match self.last_sent.clone() {
+            Some(last) => port.write_frame(&last),
+            None => Ok(()),
+        }
+    }
+
+    /// An ERROR from the device (not `frame-*`): recorded in the ledger against the device it concerns and shown on
+    /// the operator line; the session ends. Nothing is sent back (spec 6.3).
+    fn device_error(&mut self, e: &ErrorMsg) {
+        tracing::info!(bench = self.bench, code = %e.code, message = %e.message, "device reported an error");
+        let state = if self.device.is_none() && self.finished.is_some() { "done" } else { self.state.name() };
+        let chain_sent = matches!(self.state, State::AwaitStored(_));
+        let (serial, issuance) = match (&self.device, &self.finished) {
+            (Some(d), _) => (d.serial(), d.issued.as_ref().filter(|_| chain_sent).map(|i| i.id)),
+            (None, Some(f)) => (f.serial.clone(), Some(f.issuance)),
+            (None, None) => (String::new(), None),
+        };
+        let report = DeviceErrorReport {
+            bench: self.bench,
+            serial: &serial,
+            code: &e.code,
+            message: &e.message,
+            retryable: e.retryable,
+            state,
+            issuance,
+        };
+        if let Err(err) = self.shared.engine.device_error(&report) {
+            tracing::warn!(bench = self.bench, error = %err, "could not record the device's ERROR");
+        }
+        let hint = format!("device: {}", e.message);
+        if self.device.is_some() {
+            self.end_with_failure(&e.code, &hint);
+            return;
+        }
+        self.finished = None;
+        self.shared.stats.device_failed(&e.code);
+        self.line(OperatorLine { bench: self.bench.into(), serial, ok: false, what: e.code.clone(), millis: 0, hint });
+    }
+
+    fn hello(&mut self, port: &mut dyn Port, h: Hello) -> io::Result<()> {
         // A HELLO always starts a new session; an abandoned attempt needs no line, but a chain it was sent is
         // recorded as delivered.
         if let Some(d) = self.device.take() {
             self.record_delivery(&d);
         }
+        self.finished = None;
+        self.state = State::Idle;
         if self.shared.stopping.load(Ordering::Relaxed) {
-            self.state = State::Idle;
             return self.send_error(
                 port,
-                &ErrorMsg::new("station-stopping", "the station is shutting down", "retry when it is back", true),
+                &ErrorMsg::new(codes::STATION_STOPPING, "the station is shutting down", "retry when it is back", true),
             );
         }
         let engine = &self.shared.engine;
-        let mut device =
-            Device { started: Instant::now(), hello_serial: serial, model, firmware, reservation: None, issued: None };
+        let mut device = Device {
+            started: Instant::now(),
+            hello_serial: h.serial,
+            model: h.model,
+            firmware: h.firmware,
+            reservation: None,
+            issued: None,
+        };
+        if let Err(e) = engine.check_hello(device.hello_serial.as_deref(), h.revision, self.bench) {
+            self.device = Some(device);
+            return self.engine_error(port, &e);
+        }
         let welcome_serial = match engine.policy().source {
             SerialSource::Device => device.hello_serial.clone(),
             SerialSource::Station => match engine.reserve() {
@@ -198,12 +277,27 @@ impl<'a> Session<'a> {
             },
         };
         let key_types = engine.policy().allowed.iter().map(|k| k.to_string()).collect();
+        // Revision 1.1 fields go only to a device that announced a revision: a 1.0 device meets no unknown field.
+        let (source, revision) = match h.revision {
+            Some(r) => {
+                let source = match engine.policy().source {
+                    SerialSource::Station => serial_source::STATION,
+                    SerialSource::Device => serial_source::DEVICE,
+                };
+                (Some(source.to_string()), Some(r.min(protocol::REVISION)))
+            }
+            None => (None, None),
+        };
         self.device = Some(device);
         self.state = State::AwaitCsr(Instant::now() + self.shared.timers.csr);
-        self.send(
-            port,
-            &Message::Welcome(Welcome { station: self.shared.station_id.clone(), key_types, serial: welcome_serial }),
-        )
+        let welcome = Welcome {
+            station: self.shared.station_id.clone(),
+            key_types,
+            serial: welcome_serial,
+            serial_source: source,
+            revision,
+        };
+        self.send(port, &Message::Welcome(welcome))
     }
 
     fn csr(&mut self, port: &mut dyn Port, der: Vec<u8>) -> io::Result<()> {
@@ -250,6 +344,7 @@ impl<'a> Session<'a> {
         match self.shared.engine.confirm(issued, self.bench, sha256) {
             Ok(()) => {
                 self.state = State::Idle;
+                self.finished = Some(Finished { serial: issued.serial.clone(), issuance: issued.id });
                 // The ledger row is confirmed: the device is provisioned, and its line is due, even if the line
                 // drops as DONE goes out (a device unplugged the moment it reads DONE).
                 let sent = self.send(port, &Message::Done(Done { serial: issued.serial.clone() }));
@@ -276,29 +371,36 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// A frame that did not decode. Only `frame-*` errors count towards the limit (spec 4.2): an intact frame with
+    /// a bad version, type or body is answered with its own code, ends the session, and resets the count.
     fn frame_error(&mut self, port: &mut dyn Port, fe: &FrameError) -> io::Result<()> {
-        self.frame_errors += 1;
         tracing::debug!(bench = self.bench, code = fe.code(), "damaged frame");
         if !fe.retryable() {
+            self.frame_errors = 0;
             self.send_error(port, &fe.to_error_msg())?;
             self.end_with_failure(fe.code(), fe.hint());
             return Ok(());
         }
+        self.frame_errors += 1;
         if self.frame_errors >= self.shared.timers.max_frame_errors {
-            self.frame_errors = 0;
-            self.send_error(
-                port,
-                &ErrorMsg::new(
-                    codes::TOO_MANY_FRAME_ERRORS,
-                    "too many damaged frames in a row",
-                    "check the cable, baud rate and ground; the device starts again from HELLO",
-                    true,
-                ),
-            )?;
-            self.end_with_failure(codes::TOO_MANY_FRAME_ERRORS, "check the cable, baud rate and ground");
-            return Ok(());
+            return self.too_many_frame_errors(port);
         }
         self.send_error(port, &fe.to_error_msg())
+    }
+
+    fn too_many_frame_errors(&mut self, port: &mut dyn Port) -> io::Result<()> {
+        self.frame_errors = 0;
+        self.send_error(
+            port,
+            &ErrorMsg::new(
+                codes::TOO_MANY_FRAME_ERRORS,
+                format!("{} frame errors in a row", self.shared.timers.max_frame_errors),
+                "check the cable, baud rate and ground; the device starts again from HELLO",
+                true,
+            ),
+        )?;
+        self.end_with_failure(codes::TOO_MANY_FRAME_ERRORS, "check the cable, baud rate and ground");
+        Ok(())
     }
 
     fn check_timers(&mut self, port: &mut dyn Port) -> io::Result<()> {

@@ -20,7 +20,7 @@ pub enum CaCommand {
     /// Show one CA.
     Show {
         name: String,
-        /// Print the certificate PEM.
+        /// Print the certificate alone, as PEM, so that it can be redirected into a file any tool reads.
         #[arg(long)]
         pem: bool,
     },
@@ -125,14 +125,24 @@ pub fn run(cli: &Cli, cmd: &CaCommand) -> Result<Box<dyn Report>> {
             }
             Ok(Output::new(views, text.trim_end()))
         }
-        CaCommand::Show { name, pem } => {
+        CaCommand::Show { name, pem: false } => {
             let row = ca::find(&st.ledger()?, name)?;
             let view = CaView::from(&row);
-            let mut text = view.text();
-            if *pem && let Some(der) = &row.cert_der {
-                text += &format!("\n{}", pki::cert_pem(der).trim_end());
-            }
+            let text = view.text();
             Ok(Output::new(view, text))
+        }
+        CaCommand::Show { name, pem: true } => {
+            let row = ca::find(&st.ledger()?, name)?;
+            let der = row.cert_der.as_deref().ok_or_else(|| {
+                Error::from(ca::CaError::WrongState {
+                    name: row.name.clone(),
+                    state: row.state.as_str(),
+                    wanted: "imported (it has no certificate yet)",
+                })
+            })?;
+            let pem = pki::cert_pem(der);
+            let json = serde_json::json!({ "name": row.name, "pem": pem });
+            Ok(Output::new(json, pem.trim_end()))
         }
         CaCommand::Rotate(a) => rotate(cli, &st, a),
         CaCommand::Activate { name } => {

@@ -200,7 +200,10 @@ fn config_text(
          [ca]\nkey_type = \"ec-p256\"\nsubject = \"CN={{name}},O=Station Demo,C=DE\"\ndays = 7300\n\n\
          [ledger]\npath = \"station.db\"\ngroup_commit_max = 64\n\n\
          [policy]\norganization = \"Station Demo\"\ncountry = \"DE\"\nkey_types = [\"ec-p256\", \"ec-p384\", \"rsa-2048\", \"rsa-3072\", \"rsa-4096\"]\n\
-         days = 3650\nserial_source = \"device\"\nserial_pattern = \"[A-Za-z0-9][A-Za-z0-9.:-]{{0,63}}\"\n",
+         days = 3650\n\
+         # device: every device brings its serial (HELLO, or a 1.0 device's CSR CN); station: the station allocates\n\
+         # them as serial_prefix + a number (schemas/bench-protocol.md 3.2). WELCOME tells 1.1 devices which.\n\
+         serial_source = \"device\"\nserial_pattern = \"[A-Za-z0-9][A-Za-z0-9:-]{{0,63}}\"\n",
         module.display()
     )
 }

@@ -72,7 +72,38 @@ pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
         );
     }
     check_policy(cfg, &bad)?;
+    check_serial_rule(cfg, base, &bad)?;
     check_benches(cfg, &bad)
+}
+
+/// The prefix and the pattern can only make serials the station may issue (spec 3.1; `pki::serial`): X.509
+/// PrintableString and, where a JITP template makes the thing name from the serial, AWS IoT thing names.
+fn check_serial_rule(
+    cfg: &Config,
+    base: &Path,
+    bad: &dyn Fn(&str, String, &str) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    let p = &cfg.policy;
+    let rule = crate::aws::template::serial_rule(cfg.aws.as_ref(), base);
+    let fix = format!("use only {} (a serial starts with a letter or digit)", rule.alphabet());
+    if let Some(c) = p.serial_prefix.chars().find(|c| !rule.allows(*c)) {
+        return bad("policy.serial_prefix", format!("{:?} contains {c:?}, {}", p.serial_prefix, rule.why_not(c)), &fix);
+    }
+    if p.serial_prefix.starts_with(|c: char| !c.is_ascii_alphanumeric()) {
+        return bad(
+            "policy.serial_prefix",
+            format!("{:?} does not start with a letter or digit", p.serial_prefix),
+            &fix,
+        );
+    }
+    if let Ok(Some(c)) = rule.escape_of_pattern(&p.serial_pattern) {
+        return bad(
+            "policy.serial_pattern",
+            format!("{:?} can match {c:?}, {}", p.serial_pattern, rule.why_not(c)),
+            &format!("{fix}, e.g. \"[A-Za-z0-9][A-Za-z0-9:-]{{0,63}}\""),
+        );
+    }
+    Ok(())
 }
 
 fn check_benches(cfg: &Config, bad: &dyn Fn(&str, String, &str) -> Result<(), ConfigError>) -> Result<(), ConfigError> {

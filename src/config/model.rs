@@ -219,9 +219,12 @@ fn default_backdate() -> u32 {
 fn default_serial_source() -> SerialSource {
     SerialSource::Device
 }
+/// The default `serial_pattern`: the wire's serial characters without `.`, so that every serial fits an X.509
+/// PrintableString and an AWS IoT thing name ([a-zA-Z0-9:_-]), whatever `[aws]` says later.
+pub const DEFAULT_SERIAL_PATTERN: &str = "[A-Za-z0-9][A-Za-z0-9:-]{0,63}";
+
 fn default_serial_pattern() -> String {
-    // The wire protocol's serial charset (schemas/bench-protocol.md): fits X.509 PrintableString.
-    "[A-Za-z0-9][A-Za-z0-9.:-]{0,63}".into()
+    DEFAULT_SERIAL_PATTERN.into()
 }
 fn default_prefix() -> String {
     "SN-".into()

@@ -77,3 +77,29 @@ fn config_path_prefers_flag_then_env_then_cwd() {
     assert_eq!(config_path(Some(Path::new("/x.toml"))), Path::new("/x.toml"));
     unsafe { std::env::remove_var(CONFIG_ENV) };
 }
+
+#[test]
+fn a_serial_prefix_or_pattern_that_could_make_an_unencodable_serial_is_refused_at_the_config_check() {
+    let cases = [
+        ("serial_prefix = \"LINE_1/\"", "policy.serial_prefix", "'_'"),
+        ("serial_prefix = \"-SN\"", "policy.serial_prefix", "letter or digit"),
+        ("serial_pattern = \"LINE_1/[0-9]+\"", "policy.serial_pattern", "'_'"),
+        ("serial_pattern = \"[\\\\w-]+\"", "policy.serial_pattern", "'_'"),
+        ("serial_pattern = \"[A-Z0-9]+ [0-9]+\"", "policy.serial_pattern", "' '"),
+    ];
+    for (line, field, needle) in cases {
+        let err = load(&MINIMAL.replace("[ledger]", &format!("[policy]\n{line}\n[ledger]"))).unwrap_err();
+        assert_eq!(err.code(), "config-field-invalid", "{line}: {err}");
+        assert!(err.to_string().contains(field) && err.to_string().contains(needle), "{line}: {err}");
+    }
+    // `.` is a PrintableString character: allowed unless a JITP template makes the thing name from the serial.
+    let dotted = MINIMAL.replace("[ledger]", "[policy]\nserial_pattern = \"[A-Z0-9][A-Z0-9.-]*\"\n[ledger]");
+    load(&dotted).expect("no JITP: a dot is fine");
+    let jitp = format!(
+        "{dotted}\n[aws]\nregions = [{{ name = \"eu-west-1\" }}]\nmode = \"jitp\"\nrole_arn = \"arn:aws:iam::123456789012:role/r\"\n"
+    );
+    let err = load(&jitp).unwrap_err();
+    assert!(err.to_string().contains("thing name"), "{err}");
+    load(&jitp.replace("mode = \"jitp\"", "mode = \"jitr\"")).expect("JITR makes no thing name from the serial");
+    assert_eq!(load(MINIMAL).unwrap().policy.serial_pattern, DEFAULT_SERIAL_PATTERN);
+}

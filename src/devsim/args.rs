@@ -73,9 +73,18 @@ pub struct DevsimArgs {
     /// How long the device waits for each answer before it starts again from HELLO.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub reply_timeout: Duration,
-    /// How many times a device starts again from HELLO (same key) before it gives up.
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    /// How many times a device starts again from HELLO (same key) before it gives up. The default, 4, is the
+    /// spec's rule: the 5th failed session in a row stops the device.
+    #[arg(long, value_name = "N", default_value_t = 4)]
     pub retries: u32,
+    /// Frame-level errors in a row, in either direction (damaged frames from the station, frame-* ERRORs from it),
+    /// after which the device sends ERROR too-many-frame-errors and starts again from HELLO.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_frame_errors: u32,
+    /// The protocol revision the device announces in HELLO: 1 for 1.1 (the default), 0 for a 1.0 device, which
+    /// sends no `revision` field.
+    #[arg(long, value_name = "N", default_value_t = crate::protocol::REVISION)]
+    pub revision: u32,
     /// The first pause before starting again from HELLO; it doubles on each retry, up to 8 s.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub backoff: Duration,
@@ -142,6 +151,9 @@ pub enum Misbehave {
     Disconnect,
     /// A CSR whose signature is broken: the station must answer ERROR csr-bad-signature and send no chain.
     BadCsr,
+    /// HELLO again right after the CSR, as a device that reset before its CHAIN came: the late CHAIN must be
+    /// ignored (spec 11), and the new session must serve the identical chain.
+    LateChain,
 }
 
 impl Misbehave {
@@ -152,6 +164,7 @@ impl Misbehave {
             Misbehave::Stall => "stall",
             Misbehave::Disconnect => "disconnect",
             Misbehave::BadCsr => "bad-csr",
+            Misbehave::LateChain => "late-chain",
         }
     }
 }
@@ -176,17 +189,28 @@ impl DevsimArgs {
             ));
         }
         if let Some(last) = self.serial_for(self.count) {
-            let hello =
-                Hello { protocol: PROTOCOL_VERSION, model: "m".into(), firmware: "f".into(), serial: Some(last) };
+            let hello = Hello {
+                protocol: PROTOCOL_VERSION,
+                model: "m".into(),
+                firmware: "f".into(),
+                serial: Some(last),
+                revision: None,
+            };
             Message::Hello(hello).validate().map_err(|reason| {
                 DevsimError::usage(
-                    "serial-invalid",
+                    "serial-argument-invalid",
                     format!("the device serial is not valid: {reason}"),
                     "serials are 1-64 characters of A-Z a-z 0-9 . : - starting with a letter or digit",
                 )
             })?;
         }
-        let hello = Hello { protocol: PROTOCOL_VERSION, model: self.model.clone(), firmware: firmware(), serial: None };
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            model: self.model.clone(),
+            firmware: firmware(),
+            serial: None,
+            revision: None,
+        };
         Message::Hello(hello).validate().map_err(|reason| {
             DevsimError::usage("model-invalid", format!("--model is not valid: {reason}"), "use 1-64 printable ASCII")
         })
@@ -265,7 +289,7 @@ mod tests {
         let many = args(&["--serial", "SN-1", "--count", "2"]).validate();
         assert!(matches!(many, Err(DevsimError::Usage { code: "serial-needs-count-1", .. })));
         let bad = args(&["--serial", "SN 1"]).validate();
-        assert!(matches!(bad, Err(DevsimError::Usage { code: "serial-invalid", .. })));
+        assert!(matches!(bad, Err(DevsimError::Usage { code: "serial-argument-invalid", .. })));
     }
 
     #[test]

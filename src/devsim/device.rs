@@ -2,11 +2,15 @@
 //! recovery rules (schemas/bench-protocol.md section 5):
 //! - an ERROR with a `frame-*` code: re-send the last frame unchanged;
 //! - a frame from the station that does not decode: answer ERROR with its code, so the station re-sends;
+//! - `--max-frame-errors` of those two in a row: ERROR too-many-frame-errors, then start again from HELLO;
+//! - while waiting for WELCOME, ERROR `timeout` or `unexpected-message` answers an earlier session: ignored;
+//! - a valid message the device does not wait for (a late CHAIN after a restart): ignored;
 //! - any other retryable ERROR, or no answer within `--reply-timeout`: start again from HELLO with the same key,
 //!   after a back-off, at most `--retries` times;
+//! - `csr-key-type-not-allowed` for the key it holds: a new key of the first offered type it can make, and again;
 //! - a non-retryable ERROR, or a chain the device refuses: stop.
 
-use super::args::{DevsimArgs, firmware};
+use super::args::{DevsimArgs, KeyTypeArg, firmware};
 use super::keys::DeviceKey;
 use super::report::DeviceReport;
 use super::store::{self, Stored};
@@ -16,8 +20,8 @@ use super::{codes, misbehave};
 use crate::protocol::{self, Chain, Csr, Done, ErrorMsg, Hello, Message, PROTOCOL_VERSION, Welcome};
 use std::time::{Duration, Instant};
 
-/// Re-sends of one frame after frame-* ERRORs before the device starts again from HELLO.
-const MAX_RESENDS: u32 = 8;
+/// The engine's code for a key type `[policy] key_types` does not allow.
+const CSR_KEY_TYPE_NOT_ALLOWED: &str = "csr-key-type-not-allowed";
 /// The longest back-off before a retry.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
@@ -75,6 +79,8 @@ pub(crate) struct Trace {
     pub station_errors: Vec<String>,
     /// The chain's SHA-256 from the first CHAIN this device accepted; a retry must get the identical chain.
     pub chain_sha256: Option<String>,
+    /// Valid messages that came when the device waited for something else, and were ignored (e.g. a late CHAIN).
+    pub ignored: Vec<Message>,
 }
 
 /// One device on the wire.
@@ -87,6 +93,8 @@ pub(crate) struct Device<'a> {
     pub trace: Trace,
     /// `--misbehave garbage`: send a noise line before every frame.
     pub noise: bool,
+    /// The key types the last WELCOME offered.
+    pub offered: Vec<String>,
 }
 
 /// Device `index`'s key (1-based), with its CSR made ahead when it has its own serial.
@@ -125,7 +133,7 @@ pub(crate) fn run_one(
     };
     let keygen = started.elapsed();
     let trace = Trace { serial: own_serial.clone(), ..Trace::default() };
-    let mut device = Device { args, cas, wire, key, own_serial, trace, noise: false };
+    let mut device = Device { args, cas, wire, key, own_serial, trace, noise: false, offered: Vec::new() };
     let (result, misbehaviour) = match args.misbehave {
         None => (device.provision().map(Some), None),
         Some(mode) => {
@@ -149,6 +157,9 @@ impl Device<'_> {
                 Err(stop) => stop,
             };
             let failure = match stop {
+                Stop::Fail(failure) if failure.code == CSR_KEY_TYPE_NOT_ALLOWED => {
+                    self.new_key_of_offered_type(failure)?
+                }
                 Stop::Fail(failure) => return Err(failure),
                 Stop::Restart(failure) => failure,
             };
@@ -172,21 +183,38 @@ impl Device<'_> {
         self.complete(chain)
     }
 
-    /// HELLO → WELCOME, and the check that the station accepts this device's key type.
+    /// The station refused the key type of the key this device holds (no certificate was issued for it, or the
+    /// station would have served that chain): a key of the first offered type the device can make, and a new
+    /// session. None of them: ERROR no-acceptable-key-type, and stop.
+    fn new_key_of_offered_type(&mut self, refused: Failure) -> Result<Failure, Failure> {
+        let current = self.key.kind();
+        let next = self.offered.iter().find_map(|t| {
+            [KeyTypeArg::EcP256, KeyTypeArg::Rsa2048].into_iter().find(|k| k.as_str() == t && *k != current)
+        });
+        let Some(kind) = next else {
+            let message =
+                format!("the station accepts {} and this device makes only ec-p256, rsa-2048", self.offered.join(", "));
+            return Err(self.refuse(codes::NO_ACCEPTABLE_KEY_TYPE, message, false));
+        };
+        tracing::warn!(from = current.as_str(), to = kind.as_str(), "the station refused the key type; a new key");
+        self.key = DeviceKey::generate(kind)
+            .map_err(|e| Failure::new(codes::KEY_GENERATION_FAILED, format!("cannot generate the device key: {e}")))?;
+        self.trace.chain_sha256 = None;
+        Ok(refused)
+    }
+
+    /// HELLO → WELCOME. The device keeps the key it holds even when WELCOME does not list its type: the station
+    /// serves a chain it already issued for that key, and refuses a new one with `csr-key-type-not-allowed`.
     pub fn hello(&mut self) -> Result<Welcome, Stop> {
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
             model: self.args.model.clone(),
             firmware: firmware(),
             serial: self.own_serial.clone(),
+            revision: (self.args.revision > 0).then_some(self.args.revision),
         };
         let welcome = self.request(&hello.into(), "WELCOME", pick_welcome)?;
-        let kind = self.key.kind().as_str();
-        if !welcome.key_types.iter().any(|t| t == kind) {
-            let message =
-                format!("the station accepts {} but this device has an {kind} key", welcome.key_types.join(", "));
-            return Err(Stop::Fail(self.refuse(codes::NO_ACCEPTABLE_KEY_TYPE, message, false)));
-        }
+        self.offered = welcome.key_types.clone();
         if let Some(serial) = welcome.serial.as_deref().filter(|_| self.trace.serial.is_none()) {
             tracing::Span::current().record("serial", serial);
             self.trace.serial = Some(serial.to_string());
@@ -221,7 +249,7 @@ impl Device<'_> {
         let done = self.request(&stored_msg.into(), "DONE", pick_done)?;
         if done.serial != chain.serial {
             let message = format!("DONE names serial {} but CHAIN named {}", done.serial, chain.serial);
-            return Err(Stop::Fail(Failure::new(codes::DONE_SERIAL_MISMATCH, message)));
+            return Err(Stop::Fail(self.refuse(codes::DONE_SERIAL_MISMATCH, message, false)));
         }
         Ok(Provisioned { serial: chain.serial, stored })
     }
@@ -271,7 +299,7 @@ impl Device<'_> {
         let timeout = self.args.reply_timeout;
         self.send(msg).map_err(|e| Stop::Fail(Failure::port_io(&e)))?;
         let mut deadline = Instant::now() + timeout;
-        let (mut resends, mut unexpected) = (0u32, None);
+        let (mut frame_errors, mut unexpected) = (0u32, None);
         loop {
             let incoming = self.wire.recv(deadline).map_err(|e| Stop::Fail(Failure::port_io(&e)))?;
             match incoming {
@@ -288,21 +316,30 @@ impl Device<'_> {
                 Incoming::Bad(e) => {
                     // The station's frame was damaged: ask for it again (this ERROR becomes our last frame).
                     self.trace.codes_seen.push(e.code().to_string());
+                    frame_errors += 1;
+                    if frame_errors >= self.args.max_frame_errors {
+                        return Err(self.too_many_frame_errors(want, e.code()));
+                    }
                     self.send(&e.to_error_msg().into()).map_err(|e| Stop::Fail(Failure::port_io(&e)))?;
                     deadline = Instant::now() + timeout;
                 }
                 Incoming::Message(Message::Error(e)) => {
                     self.trace.codes_seen.push(e.code.clone());
                     self.trace.station_errors.push(e.code.clone());
+                    if want == "WELCOME"
+                        && (e.code == protocol::codes::TIMEOUT || e.code == protocol::codes::UNEXPECTED_MESSAGE)
+                    {
+                        // The station never answers HELLO with these: they end an earlier session (spec 11).
+                        tracing::info!(code = %e.code, "ignoring an ERROR that answers an earlier session");
+                        continue;
+                    }
                     if !protocol::codes::is_frame_level(&e.code) {
                         let failure = Failure::from_error(&e);
                         return Err(if e.retryable { Stop::Restart(failure) } else { Stop::Fail(failure) });
                     }
-                    resends += 1;
-                    if resends > MAX_RESENDS {
-                        let message =
-                            format!("{resends} frame errors in a row (last {}) while waiting for {want}", e.code);
-                        return Err(Stop::Restart(Failure::new(e.code, message)));
+                    frame_errors += 1;
+                    if frame_errors >= self.args.max_frame_errors {
+                        return Err(self.too_many_frame_errors(want, &e.code));
                     }
                     self.trace.resends += 1;
                     self.wire.resend_last().map_err(|e| Stop::Fail(Failure::port_io(&e)))?;
@@ -313,10 +350,18 @@ impl Device<'_> {
                     Err(other) => {
                         tracing::warn!(got = %other.message_type(), want, "ignoring an unexpected message");
                         unexpected = Some(other.message_type().name());
+                        self.trace.ignored.push(other);
                     }
                 },
             }
         }
+    }
+
+    /// The device's own frame-error limit (spec 5.2): tell the station, then start again from HELLO.
+    fn too_many_frame_errors(&mut self, want: &str, last: &str) -> Stop {
+        let message =
+            format!("{} frame errors in a row (last {last}) while waiting for {want}", self.args.max_frame_errors);
+        Stop::Restart(self.refuse(protocol::codes::TOO_MANY_FRAME_ERRORS, message, true))
     }
 }
 

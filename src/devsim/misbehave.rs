@@ -40,6 +40,7 @@ pub(crate) fn run(device: &mut Device<'_>, mode: Misbehave) -> (Outcome, Misbeha
             DisconnectPoint::Chain => (DISCONNECT_CHAIN, disconnect(device, &mut seen, DisconnectPoint::Chain)),
         },
         Misbehave::BadCsr => (BAD_CSR, bad_csr(device, &mut seen)),
+        Misbehave::LateChain => (LATE_CHAIN, late_chain(device, &mut seen)),
     };
     (result, MisbehaveReport { mode, expected, observed: seen })
 }
@@ -52,6 +53,35 @@ const DISCONNECT_CSR: &str = "after unplugging right after the CSR, the device p
 const DISCONNECT_CHAIN: &str =
     "after unplugging without STORED, the identical chain served again and the device provisioned";
 const BAD_CSR: &str = "ERROR csr-bad-signature and no CHAIN";
+const LATE_CHAIN: &str =
+    "the CHAIN answering the CSR sent before a restart ignored; then the identical chain in the new session";
+
+/// CSR, then at once HELLO, as a device that reset before its CHAIN came. The station answers the CSR (CHAIN) and
+/// then the HELLO (WELCOME); the device, waiting for WELCOME, must ignore the late CHAIN and provision in the new
+/// session with the same key, getting the same chain.
+fn late_chain(device: &mut Device<'_>, seen: &mut Vec<String>) -> Outcome {
+    let welcome = device.hello().map_err(Stop::into_failure)?;
+    seen.push("WELCOME".into());
+    let csr = Csr { der: device.csr_der(&welcome, false).map_err(Stop::into_failure)? };
+    device.send(&csr.into()).map_err(|e| Failure::port_io(&e))?;
+    seen.push("sent CSR, then HELLO at once".into());
+    let provisioned = device.provision()?;
+    let late = device.trace.ignored.iter().find_map(|m| match m {
+        Message::Chain(c) => Some(c.sha256.clone()),
+        _ => None,
+    });
+    let Some(late) = late else {
+        return Err(missing("no late CHAIN arrived while the device waited for WELCOME".into()));
+    };
+    seen.push(format!("ignored a late CHAIN {late}"));
+    let got = device.trace.chain_sha256.clone().unwrap_or_default();
+    if got != late {
+        let message = format!("the new session's chain {got} is not the late one {late}");
+        return Err(Failure::new(codes::CHAIN_NOT_IDEMPOTENT, message));
+    }
+    seen.push(format!("provisioned {} with the identical chain", provisioned.serial));
+    Ok(Some(provisioned))
+}
 
 fn garbage(device: &mut Device<'_>, seen: &mut Vec<String>) -> Outcome {
     device.noise = true;

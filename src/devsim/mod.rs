@@ -37,42 +37,29 @@ pub use report::{DeviceReport, RunReport};
 use crate::error::Coded;
 use std::path::PathBuf;
 
-/// The stable codes a device can end with, besides the station's own ERROR codes, which are reported verbatim.
+/// The stable codes a device can end with, besides the station's own ERROR codes, which are reported verbatim. The
+/// codes a device sends the station are the protocol's (spec 6.3, `protocol::codes::device`); the others are the
+/// simulator's own verdicts, in its report only.
 pub mod codes {
+    pub use crate::protocol::codes::device::{
+        CHAIN_HASH_MISMATCH, CHAIN_KEY_MISMATCH, CHAIN_NOT_IDEMPOTENT, CHAIN_SERIAL_MISMATCH, CHAIN_UNPARSEABLE,
+        CHAIN_UNTRUSTED, DONE_SERIAL_MISMATCH, FLASH_WRITE_FAILED, KEY_GENERATION_FAILED, NO_ACCEPTABLE_KEY_TYPE,
+    };
+
     /// No answer from the station within `--reply-timeout`.
     pub const REPLY_TIMEOUT: &str = "reply-timeout";
     /// The port failed (read or write error, or it vanished).
     pub const PORT_IO: &str = "port-io";
-    /// The device could not make its key or CSR.
-    pub const KEY_GENERATION_FAILED: &str = "key-generation-failed";
-    /// WELCOME listed no key type this device has.
-    pub const NO_ACCEPTABLE_KEY_TYPE: &str = "no-acceptable-key-type";
-    /// The CHAIN is not PEM certificates that parse.
-    pub const CHAIN_UNPARSEABLE: &str = "chain-unparseable";
-    /// CHAIN.sha256 is not the SHA-256 of CHAIN.chain.
-    pub const CHAIN_HASH_MISMATCH: &str = "chain-hash-mismatch";
-    /// The device certificate is not for this device's key.
-    pub const CHAIN_KEY_MISMATCH: &str = "chain-key-mismatch";
-    /// The device certificate's CN is not CHAIN.serial, or CHAIN.serial is not the device's own serial.
-    pub const CHAIN_SERIAL_MISMATCH: &str = "chain-serial-mismatch";
-    /// The device certificate is not signed by any CA in `--ca`.
-    pub const CHAIN_UNTRUSTED: &str = "chain-untrusted";
-    /// The chain's CA certificate is not the `--ca` certificate that signed the device certificate.
-    pub const CHAIN_MIXED: &str = "chain-mixed";
-    /// The device certificate is outside its validity period.
-    pub const CHAIN_NOT_VALID_NOW: &str = "chain-not-valid-now";
-    /// A retry with the same key got a different chain (the spec requires the identical one).
-    pub const CHAIN_NOT_IDEMPOTENT: &str = "chain-not-idempotent";
-    /// Writing or reading back the files failed.
-    pub const FLASH_WRITE_FAILED: &str = "flash-write-failed";
-    /// DONE named another serial than CHAIN.
-    pub const DONE_SERIAL_MISMATCH: &str = "done-serial-mismatch";
     /// `--misbehave`: the station answered noise that the spec says it must drop silently.
     pub const STATION_ANSWERED_NOISE: &str = "station-answered-noise";
     /// `--misbehave`: the station did not answer with the ERROR the spec requires.
     pub const EXPECTED_ERROR_MISSING: &str = "expected-error-missing";
     /// `--misbehave bad-csr`: the station issued a chain for a CSR whose signature is broken.
     pub const STATION_ACCEPTED_BAD_CSR: &str = "station-accepted-bad-csr";
+
+    /// The simulator's own codes (report only; never sent on the wire), for the code registry.
+    pub const OWN: &[&str] =
+        &[REPLY_TIMEOUT, PORT_IO, STATION_ANSWERED_NOISE, EXPECTED_ERROR_MISSING, STATION_ACCEPTED_BAD_CSR];
 }
 
 /// Why a run could not start. Per-device failures are not errors: they are in the [`RunReport`].
@@ -127,7 +114,7 @@ impl Coded for DevsimError {
             DevsimError::CaRead { .. } => "ca-unreadable",
             DevsimError::CaInvalid { .. } => "ca-invalid",
             DevsimError::OutDir { .. } => "out-dir-unwritable",
-            DevsimError::KeyGeneration(_) => codes::KEY_GENERATION_FAILED,
+            DevsimError::KeyGeneration(_) => "pregenerate-failed",
             DevsimError::PortOpen { .. } => "port-open-failed",
         }
     }

@@ -92,7 +92,7 @@ fn check_device_cert(
     if !device.validity().is_valid() {
         let v = device.validity();
         let msg = format!("the device certificate is valid from {} to {}, not now", v.not_before, v.not_after);
-        return Err(refuse(codes::CHAIN_NOT_VALID_NOW, msg));
+        return Err(refuse(codes::CHAIN_UNTRUSTED, msg));
     }
     Ok(())
 }
@@ -121,7 +121,7 @@ fn check_trust(
                 "the chain's CA certificate ({subject}) is not the trusted CA certificate that signed the device \
                  certificate"
             );
-            Err(refuse(codes::CHAIN_MIXED, msg))
+            Err(refuse(codes::CHAIN_UNTRUSTED, msg))
         }
     }
 }

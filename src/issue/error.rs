@@ -13,8 +13,10 @@ pub enum IssueError {
     KeyTypeNotAllowed { found: String, allowed: String },
     #[error("device key is too weak: {0}")]
     KeyTooWeak(String),
-    #[error("no serial: the CSR has no CN and none was given")]
-    SerialMissing,
+    #[error("no serial: {0}")]
+    SerialMissing(String),
+    #[error("serial {serial:?} {why}")]
+    SerialInvalid { serial: String, why: String },
     #[error("serial {given:?} does not match the CSR's CN {cn:?}")]
     SerialMismatch { given: String, cn: String },
     #[error("serial {serial:?} does not match the pattern {pattern:?}")]
@@ -43,7 +45,8 @@ impl Coded for IssueError {
             IssueError::CsrBadSignature(_) => "csr-bad-signature",
             IssueError::KeyTypeNotAllowed { .. } => "csr-key-type-not-allowed",
             IssueError::KeyTooWeak(_) => "csr-key-too-weak",
-            IssueError::SerialMissing => "serial-missing",
+            IssueError::SerialMissing(_) => "serial-missing",
+            IssueError::SerialInvalid { .. } => "serial-invalid",
             IssueError::SerialMismatch { .. } => "serial-mismatch",
             IssueError::SerialPattern { .. } => "serial-pattern-mismatch",
             IssueError::SerialNotAllowed(_) => "serial-not-allowed",
@@ -66,12 +69,25 @@ impl Coded for IssueError {
                 "generate an allowed key type on the device, or add it to [policy] key_types".into()
             }
             IssueError::KeyTooWeak(_) => "use RSA 2048 bits or more, or EC P-256/P-384".into(),
-            IssueError::SerialMissing => "put the serial in the CSR's CN or pass --serial".into(),
+            IssueError::SerialMissing(_) => {
+                "give the device its serial (HELLO's serial; --serial for `station issue`), or let the station \
+                 allocate serials: [policy] serial_source = \"station\""
+                    .into()
+            }
+            IssueError::SerialInvalid { .. } => {
+                "serials are 1-64 characters of A-Z a-z 0-9 : - (and . where no JITP template makes the thing name \
+                 from them), starting with a letter or digit"
+                    .into()
+            }
             IssueError::SerialMismatch { .. } => "make --serial and the CSR's CN agree, or leave one out".into(),
             IssueError::SerialPattern { .. } => {
                 "check the device's serial; [policy] serial_pattern says what is accepted".into()
             }
-            IssueError::SerialNotAllowed(_) => "leave the serial out: [policy] serial_source = \"station\"".into(),
+            IssueError::SerialNotAllowed(_) => {
+                "this station allocates serials ([policy] serial_source = \"station\"): leave the serial out, or \
+                 use a station with serial_source = \"device\""
+                    .into()
+            }
             IssueError::SerialRangeExhausted { .. } => "widen [policy] serial_last, or start a new prefix".into(),
             IssueError::SerialAlreadyIssued { .. } => {
                 "if this device really has a new key, re-issue with --reissue --reason TEXT".into()
@@ -81,7 +97,9 @@ impl Coded for IssueError {
             }
             IssueError::NothingToReissue(_) => "issue it normally, without --reissue".into(),
             IssueError::Halted(_) => "fix the cause named above; in-flight devices finish".into(),
-            IssueError::StoredHashMismatch { .. } => "the device must write the chain again and resend STORED".into(),
+            IssueError::StoredHashMismatch { .. } => {
+                "start again from HELLO; the station re-sends the identical chain".into()
+            }
         }
     }
     fn exit_status(&self) -> i32 {
@@ -89,14 +107,16 @@ impl Coded for IssueError {
     }
     fn retryable(&self) -> bool {
         match self {
-            // Halted: issuance resumes once the cause is fixed. A stored-hash mismatch: the device writes again.
+            // Halted: issuance resumes once the cause is fixed. A stored-hash mismatch: the device starts again from
+            // HELLO and gets the identical chain.
             IssueError::Halted(_) | IssueError::StoredHashMismatch { .. } => true,
             IssueError::CsrTooLarge { .. }
             | IssueError::CsrMalformed(_)
             | IssueError::CsrBadSignature(_)
             | IssueError::KeyTypeNotAllowed { .. }
             | IssueError::KeyTooWeak(_)
-            | IssueError::SerialMissing
+            | IssueError::SerialMissing(_)
+            | IssueError::SerialInvalid { .. }
             | IssueError::SerialMismatch { .. }
             | IssueError::SerialPattern { .. }
             | IssueError::SerialNotAllowed(_)

@@ -23,7 +23,7 @@ use crate::ledger::{self, InsertConflict, IssuanceRow, Ledger, NewIssuance, Rese
 use crate::pki::{self, rfc3339};
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use time::OffsetDateTime;
 
@@ -44,6 +44,20 @@ pub struct IssueRequest {
     /// What the device said about itself (HELLO's model and firmware), recorded with the issuance.
     pub device_model: String,
     pub device_firmware: String,
+}
+
+/// An ERROR a device sent, as the ledger records it.
+#[derive(Debug, Clone)]
+pub struct DeviceErrorReport<'a> {
+    pub bench: &'a str,
+    pub serial: &'a str,
+    pub code: &'a str,
+    pub message: &'a str,
+    pub retryable: bool,
+    /// The station's state when it arrived: `idle`, `await-csr`, `await-stored`, or `done` (after DONE).
+    pub state: &'a str,
+    /// The issuance whose chain the device was sent, if any.
+    pub issuance: Option<i64>,
 }
 
 /// What happened.
@@ -114,7 +128,8 @@ impl Engine {
     /// Loads policy and the active CA, and starts the ledger writer.
     pub fn open(cfg: &Config, hsm: Arc<Hsm>) -> Result<Engine> {
         let ledger = Ledger::open(&cfg.ledger.path)?;
-        let policy = Policy::from_config(&cfg.policy);
+        let policy =
+            Policy::from_config(&cfg.policy, crate::aws::template::serial_rule(cfg.aws.as_ref(), Path::new("/")));
         let row = ledger.active_ca()?.ok_or(CaError::NoneActive)?;
         let active = ActiveCa::load(&hsm, &row, policy.include_root)?;
         drop(ledger);
@@ -179,11 +194,38 @@ impl Engine {
         result
     }
 
+    /// What the station decides at HELLO, before the device spends time on a key (spec 3.2, 4.2): in `station`
+    /// mode a device serial is refused (`serial-not-allowed`); in `device` mode a revision 1.1 device must bring
+    /// its serial (`serial-missing`), and a serial the station would never issue is refused at once. Refusals are
+    /// counted like the engine's.
+    pub fn check_hello(&self, serial: Option<&str>, revision: Option<u32>, bench: &str) -> Result<()> {
+        let result = match (self.policy.source, serial) {
+            (SerialSource::Station, Some(s)) => Err(IssueError::SerialNotAllowed(s.into())),
+            (SerialSource::Station, None) => Ok(()),
+            (SerialSource::Device, Some(s)) => self.check_serial(s),
+            (SerialSource::Device, None) if revision.is_some() => Err(IssueError::SerialMissing(
+                "HELLO has none, and this station takes serials from devices ([policy] serial_source = \"device\")"
+                    .into(),
+            )),
+            // A 1.0 device may carry its serial in the CSR's CN (spec 3.4).
+            (SerialSource::Device, None) => Ok(()),
+        };
+        if let Err(e) = &result {
+            let ca = self.active.read().unwrap_or_else(|p| p.into_inner()).name.clone();
+            self.writer.refusal(e.code(), bench, serial.unwrap_or_default(), &ca);
+        }
+        Ok(result?)
+    }
+
     fn issue_inner(&self, req: &IssueRequest) -> Result<Issued> {
         if let Some(reason) = self.halted.read().unwrap_or_else(|p| p.into_inner()).clone() {
             return Err(IssueError::Halted(reason).into());
         }
-        let csr = parse_csr(&req.csr, &self.policy.allowed)?;
+        let csr = match parse_csr(&req.csr, &self.policy.allowed) {
+            Ok(csr) => csr,
+            Err(e @ IssueError::KeyTypeNotAllowed { .. }) => return self.repeat_of_withdrawn_key_type(req).ok_or(e)?,
+            Err(e) => return Err(e.into()),
+        };
         let ca = self.active_ca()?;
         match self.policy.source {
             SerialSource::Device => self.issue_device(req, &csr, &ca),
@@ -191,8 +233,35 @@ impl Engine {
         }
     }
 
+    /// A key whose type `[policy] key_types` no longer allows still gets the chain it was already issued (spec 3.3:
+    /// a device keeps its key; idempotency, 5.3, outranks a later policy change). `None`: nothing to repeat.
+    fn repeat_of_withdrawn_key_type(&self, req: &IssueRequest) -> Option<Result<Issued>> {
+        let csr = parse_csr(&req.csr, &crate::pki::KeyType::ALL).ok()?;
+        let row = self.with_reader(|c| issuances::current_by_key(c, &csr.spki_sha256)).ok()??;
+        let same_serial = match self.policy.source {
+            SerialSource::Station => true,
+            SerialSource::Device => {
+                let cn = if req.ignore_cn { None } else { csr.cn.as_deref() };
+                req.serial.as_deref().or(cn) == Some(row.serial.as_str())
+            }
+        };
+        same_serial.then(|| Ok(Issued::from_row(&row, Outcome::Repeat)))
+    }
+
     fn issue_device(&self, req: &IssueRequest, csr: &DeviceCsr, ca: &ActiveCa) -> Result<Issued> {
         let cn = if req.ignore_cn { None } else { csr.cn.as_deref() };
+        if req.serial.is_none()
+            && !req.device_model.is_empty()
+            && cn.is_some_and(|cn| cn.eq_ignore_ascii_case(&req.device_model))
+        {
+            // The 7.1 example's CSR carries the model as its CN: at a device-serial station that would make every
+            // device of the model one serial (the first issued, every later one `serial-already-issued`).
+            return Err(IssueError::SerialMissing(format!(
+                "HELLO has none, and the CSR's CN {:?} is the device's model, not a serial ([policy] serial_source = \"device\")",
+                req.device_model
+            ))
+            .into());
+        }
         let serial = self.device_serial(req.serial.as_deref(), cn)?;
         let (by_serial, by_key) = self.with_reader(|c| {
             Ok((issuances::current_by_serial(c, &serial)?, issuances::current_by_key(c, &csr.spki_sha256)?))
@@ -212,7 +281,8 @@ impl Engine {
 
     fn issue_station(&self, req: &IssueRequest, csr: &DeviceCsr, ca: &ActiveCa) -> Result<Issued> {
         if let Some(reason) = &req.reissue {
-            let serial = req.serial.clone().ok_or(IssueError::SerialMissing)?;
+            let serial =
+                req.serial.clone().ok_or_else(|| IssueError::SerialMissing("--reissue needs --serial".into()))?;
             let row = self.with_reader(|c| issuances::current_by_serial(c, &serial))?;
             let row = row.ok_or_else(|| IssueError::NothingToReissue(serial.clone()))?;
             if row.spki_sha256 == csr.spki_sha256 {
@@ -251,15 +321,23 @@ impl Engine {
         let serial = match (given, cn) {
             (Some(g), Some(c)) if g != c => return Err(IssueError::SerialMismatch { given: g.into(), cn: c.into() }),
             (Some(s), _) | (None, Some(s)) => s.to_string(),
-            (None, None) => return Err(IssueError::SerialMissing),
+            (None, None) => return Err(IssueError::SerialMissing("the CSR has no CN and none was given".into())),
         };
         if serial.is_empty() {
-            return Err(IssueError::SerialMissing);
+            return Err(IssueError::SerialMissing("the CSR's CN is empty and none was given".into()));
         }
-        if serial.len() > 64 || serial.chars().any(char::is_control) || !self.policy.pattern.is_match(&serial) {
-            return Err(IssueError::SerialPattern { serial, pattern: self.policy.pattern_text.clone() });
-        }
+        self.check_serial(&serial)?;
         Ok(serial)
+    }
+
+    /// A device's serial: one the station may issue at all (`serial-invalid`: PrintableString, and a thing name
+    /// where JITP needs it), then `[policy] serial_pattern` (`serial-pattern-mismatch`).
+    fn check_serial(&self, serial: &str) -> Result<(), IssueError> {
+        self.policy.rule.check(serial).map_err(|why| IssueError::SerialInvalid { serial: serial.into(), why })?;
+        if !self.policy.pattern.is_match(serial) {
+            return Err(IssueError::SerialPattern { serial: serial.into(), pattern: self.policy.pattern_text.clone() });
+        }
+        Ok(())
     }
 
     fn sign_and_commit(
@@ -271,6 +349,9 @@ impl Engine {
         reissue: Option<(i64, String)>,
         reservation: Option<i64>,
     ) -> Result<Issued> {
+        // Whatever the serial's source, nothing is signed that the rule refuses (a prefix checked by the config,
+        // a serial checked at intake: this is the last line).
+        self.policy.rule.check(&serial).map_err(|why| IssueError::SerialInvalid { serial: serial.clone(), why })?;
         let now = OffsetDateTime::now_utc();
         let params = self.policy.params(&serial, ca.not_after, now);
         let key = DeviceKey { key_type: csr.key_type, raw: &csr.public_raw };
@@ -366,6 +447,21 @@ impl Engine {
             self.writer.event("stored-mismatch", &issued.serial, detail)?;
             Err(IssueError::StoredHashMismatch { serial: issued.serial.clone() }.into())
         }
+    }
+
+    /// Records an ERROR a device sent (spec 6.3) as a chained `device-error` event: the bench, the code, its
+    /// message and `retryable`, the station's state when it arrived, and the issuance it concerns when a chain had
+    /// been sent (then `ref_id` names the row). `subject` is the serial, or empty when none was known yet.
+    pub fn device_error(&self, report: &DeviceErrorReport<'_>) -> Result<()> {
+        let detail = serde_json::json!({
+            "bench": report.bench,
+            "code": report.code,
+            "message": report.message,
+            "retryable": report.retryable,
+            "state": report.state,
+        })
+        .to_string();
+        Ok(self.writer.event_about("device-error", report.serial, report.issuance, detail)?)
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, ledger::LedgerError>) -> Result<T> {

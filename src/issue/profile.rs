@@ -24,11 +24,13 @@ pub struct Policy {
     pub source: SerialSource,
     pub format: SerialFormat,
     pub include_root: bool,
+    /// The serials the station may issue at all (PrintableString; a thing name where JITP needs it).
+    pub rule: crate::pki::SerialRule,
 }
 
 impl Policy {
     /// Compiles `[policy]` (already checked by the config loader).
-    pub fn from_config(p: &PolicySection) -> Policy {
+    pub fn from_config(p: &PolicySection, rule: crate::pki::SerialRule) -> Policy {
         let anchored = format!("^(?:{})$", p.serial_pattern);
         Policy {
             allowed: p.key_types.iter().filter_map(|k| k.parse().ok()).collect(),
@@ -47,6 +49,7 @@ impl Policy {
                 last: p.serial_last,
             },
             include_root: p.include_root,
+            rule,
         }
     }
 

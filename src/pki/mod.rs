@@ -4,10 +4,12 @@
 mod dn;
 mod inspect;
 mod keytype;
+pub mod serial;
 
 pub use dn::parse_dn;
 pub use inspect::*;
 pub use keytype::{DeviceKeyType, KeyType};
+pub use serial::SerialRule;
 
 use crate::error::{Coded, exit};
 

@@ -26,8 +26,10 @@ pub mod codes {
     pub const TIMEOUT: &str = "timeout";
     /// The device stored a chain whose SHA-256 differs from the one sent.
     pub const STORED_HASH_MISMATCH: &str = "stored-hash-mismatch";
-    /// The station gave up on a session after too many consecutive frame-level errors.
+    /// A side gave up on a session after too many consecutive frame-level errors (either direction).
     pub const TOO_MANY_FRAME_ERRORS: &str = "too-many-frame-errors";
+    /// HELLO while the station is shutting down.
+    pub const STATION_STOPPING: &str = "station-stopping";
 
     /// Every code above, in the order the spec's table lists them.
     pub const ALL: &[&str] = &[
@@ -41,7 +43,52 @@ pub mod codes {
         TIMEOUT,
         STORED_HASH_MISMATCH,
         TOO_MANY_FRAME_ERRORS,
+        STATION_STOPPING,
     ];
+
+    /// The codes a device sends about its own failures and about what it finds wrong in the station's answers
+    /// (spec 6.3), with their `retryable` flag.
+    pub mod device {
+        /// None of WELCOME's key types is one the device can generate.
+        pub const NO_ACCEPTABLE_KEY_TYPE: &str = "no-acceptable-key-type";
+        /// The device could not make or store its key pair or its CSR.
+        pub const KEY_GENERATION_FAILED: &str = "key-generation-failed";
+        /// CHAIN.sha256 is not the SHA-256 of CHAIN.chain as received.
+        pub const CHAIN_HASH_MISMATCH: &str = "chain-hash-mismatch";
+        /// The chain is not PEM certificates that parse.
+        pub const CHAIN_UNPARSEABLE: &str = "chain-unparseable";
+        /// The device certificate is not for the device's key.
+        pub const CHAIN_KEY_MISMATCH: &str = "chain-key-mismatch";
+        /// The certificate's serial differs from CHAIN.serial, or CHAIN.serial from the device's own serial.
+        pub const CHAIN_SERIAL_MISMATCH: &str = "chain-serial-mismatch";
+        /// The chain does not verify against the device's trust anchor.
+        pub const CHAIN_UNTRUSTED: &str = "chain-untrusted";
+        /// Writing the chain, or reading it back, failed.
+        pub const FLASH_WRITE_FAILED: &str = "flash-write-failed";
+        /// DONE names another serial than CHAIN did.
+        pub const DONE_SERIAL_MISMATCH: &str = "done-serial-mismatch";
+        /// A new session with the same key brought a different chain than the one the device already holds.
+        pub const CHAIN_NOT_IDEMPOTENT: &str = "chain-not-idempotent";
+
+        /// Every device code and its `retryable`, in the order of the spec's table.
+        pub const ALL: &[(&str, bool)] = &[
+            (NO_ACCEPTABLE_KEY_TYPE, false),
+            (KEY_GENERATION_FAILED, true),
+            (CHAIN_HASH_MISMATCH, false),
+            (CHAIN_UNPARSEABLE, false),
+            (CHAIN_KEY_MISMATCH, false),
+            (CHAIN_SERIAL_MISMATCH, false),
+            (CHAIN_UNTRUSTED, false),
+            (FLASH_WRITE_FAILED, true),
+            (DONE_SERIAL_MISMATCH, false),
+            (CHAIN_NOT_IDEMPOTENT, false),
+        ];
+
+        /// The `retryable` a device sends with `code`, if it is a device code.
+        pub fn retryable(code: &str) -> Option<bool> {
+            ALL.iter().find(|(c, _)| *c == code).map(|(_, r)| *r)
+        }
+    }
 
     /// True for the `frame-*` codes: the peer discarded a frame and wants the last message re-sent as it was.
     pub fn is_frame_level(code: &str) -> bool {

@@ -81,22 +81,36 @@ pub enum Message {
 }
 
 /// `HELLO`: the first message of every session, sent by the device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hello {
-    /// The protocol version the device speaks; equals the frame's version (1).
+    /// The protocol version the device speaks; equals the frame's version (1). Any JSON number with an integer
+    /// value is accepted (`1`, `1.0`, `1e0`), as JSON Schema's `integer` does.
+    #[serde(deserialize_with = "integer::required")]
     pub protocol: u32,
     /// Hardware model, printable ASCII, 1–64 characters.
     pub model: String,
     /// Firmware version, printable ASCII, 1–64 characters.
     pub firmware: String,
-    /// The device's own serial, if it has one (e.g. from OTP); the station allocates one otherwise.
+    /// The device's own serial, if it has one independently of any station (OTP, label); never one learned from a
+    /// CHAIN. Omitted: at a `station`-mode station the station allocates one (spec 3.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// The revision of protocol 1 the device implements (revision 1.1: `1`). Omitted: 1.0. Since revision 1.1.
+    #[serde(default, deserialize_with = "integer::optional", skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
+}
+
+/// Where the serial in the certificate comes from, as WELCOME states it (revision 1.1).
+pub mod serial_source {
+    /// The station allocates the serial; a device must not bring one.
+    pub const STATION: &str = "station";
+    /// The device brings its serial, in HELLO (or, from a revision 1.0 device, in the CSR's CN).
+    pub const DEVICE: &str = "device";
 }
 
 /// `WELCOME`: the station's answer to HELLO.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Welcome {
     /// The station's id, printable ASCII, 1–64 characters.
@@ -106,6 +120,13 @@ pub struct Welcome {
     /// The serial the station allocated or confirmed, when it knows it at this point. CHAIN's serial is authoritative.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// `station` or `device` ([`serial_source`]). Sent only to a device whose HELLO carried `revision` (1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_source: Option<String>,
+    /// The revision both sides use in this session: the lower of the device's and the station's. Sent only to a
+    /// device whose HELLO carried `revision`.
+    #[serde(default, deserialize_with = "integer::optional", skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
 }
 
 /// `CSR`: the device's PKCS#10 request.
@@ -205,6 +226,12 @@ impl Message {
             Message::Welcome(m) => {
                 check_text("station", &m.station)?;
                 check_key_types(&m.key_types)?;
+                if let Some(source) = m.serial_source.as_deref()
+                    && source != serial_source::STATION
+                    && source != serial_source::DEVICE
+                {
+                    return Err(format!("`serial_source` {source:?} must be \"station\" or \"device\""));
+                }
                 m.serial.as_deref().map_or(Ok(()), |s| check_serial("serial", s))
             }
             Message::Csr(m) if m.der.is_empty() => Err("`csr` is empty".into()),
@@ -347,6 +374,58 @@ pub(crate) fn is_kebab(s: &str, max: usize) -> bool {
     let words_ok =
         s.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     !s.is_empty() && s.len() <= max && words_ok
+}
+
+/// Integer fields: any JSON number whose value is a whole number that fits a `u32` (`1`, `1.0`, `1e0`); JSON Schema
+/// 2020-12 counts `1.0` as an integer, so a schema-valid body must decode. `1.5`, `-1` and `true` are refused.
+mod integer {
+    use serde::de::{self, Deserializer, Visitor};
+
+    struct Whole;
+
+    impl Visitor<'_> for Whole {
+        type Value = u32;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer from 0 to 4294967295")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u32, E> {
+            u32::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u32, E> {
+            if v.is_finite() && v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(E::custom(format!("{v} is not an integer from 0 to 4294967295")))
+            }
+        }
+    }
+
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        d.deserialize_any(Whole)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        struct Maybe;
+        impl<'de> Visitor<'de> for Maybe {
+            type Value = Option<u32>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer or null")
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Option<u32>, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Option<u32>, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<u32>, D::Error> {
+                d.deserialize_any(Whole).map(Some)
+            }
+        }
+        d.deserialize_option(Maybe)
+    }
 }
 
 /// Standard base64 with padding, as a JSON string.

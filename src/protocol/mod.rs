@@ -24,12 +24,20 @@ pub use error::{EncodeError, FrameError, codes};
 pub use frame::{DELIMITER, FRAME_MARKER, crc32, encode_raw};
 pub use message::{
     Chain, Csr, Done, ErrorMsg, Hello, MAX_CHAIN_CERTS, MAX_ERROR_TEXT, Message, MessageType, Stored, Welcome,
+    serial_source,
 };
 
 use std::time::Duration;
 
 /// The protocol version this module speaks (the `<ver>` of every frame).
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The revision of protocol 1 this module implements: 1.1. A device announces its own in HELLO's `revision`; a
+/// 1.0 device (no `revision`) gets 1.0 bodies, so it meets no field it does not know.
+pub const REVISION: u32 = 1;
+
+/// The device key type names of the protocol (spec 3.3): exactly the types `[policy] key_types` can allow.
+pub const KEY_TYPES: [&str; 5] = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"];
 
 /// The longest frame, from `@` to the LF inclusive, in bytes.
 pub const MAX_FRAME: usize = 16 * 1024;

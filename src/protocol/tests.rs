@@ -14,19 +14,29 @@ fn samples() -> Vec<Message> {
             model: "acme-sensor-v2 rev@B \"quoted\"".into(),
             firmware: "1.4.2+g3f9c2a1".into(),
             serial: None,
+            revision: Some(1),
         }),
         Message::Hello(Hello {
             protocol: 1,
             model: "m".into(),
             firmware: "f".into(),
             serial: Some("ACME-00001234".into()),
+            revision: None,
         }),
         Message::Welcome(Welcome {
             station: "bench-07".into(),
             key_types: vec!["ec-p256".into(), "ec-p384".into(), "rsa-2048".into()],
             serial: Some("ACME-00001234".into()),
+            serial_source: Some("station".into()),
+            revision: Some(1),
         }),
-        Message::Welcome(Welcome { station: "s".into(), key_types: vec!["ec-p256".into()], serial: None }),
+        Message::Welcome(Welcome {
+            station: "s".into(),
+            key_types: vec!["ec-p256".into()],
+            serial: None,
+            serial_source: None,
+            revision: None,
+        }),
         Message::Csr(Csr { der: (0..=255u8).collect() }),
         Message::Chain(Chain { serial: "ACME-00001234".into(), chain: CHAIN_PEM.into(), sha256: SHA_A.into() }),
         Message::Stored(Stored { sha256: SHA_A.into() }),
@@ -59,12 +69,36 @@ fn every_message_type_round_trips() {
 #[test]
 fn invalid_messages_do_not_encode() {
     let bad = [
-        Message::Hello(Hello { protocol: 2, model: "m".into(), firmware: "f".into(), serial: None }),
-        Message::Hello(Hello { protocol: 1, model: String::new(), firmware: "f".into(), serial: None }),
-        Message::Hello(Hello { protocol: 1, model: "m".into(), firmware: "f".into(), serial: Some("A_1".into()) }),
-        Message::Welcome(Welcome { station: "s".into(), key_types: vec![], serial: None }),
-        Message::Welcome(Welcome { station: "s".into(), key_types: vec!["EC-P256".into()], serial: None }),
-        Message::Welcome(Welcome { station: "s".into(), key_types: vec!["a".into(), "a".into()], serial: None }),
+        Message::Hello(Hello { protocol: 2, model: "m".into(), firmware: "f".into(), serial: None, revision: None }),
+        Message::Hello(Hello { protocol: 1, model: String::new(), firmware: "f".into(), serial: None, revision: None }),
+        Message::Hello(Hello {
+            protocol: 1,
+            model: "m".into(),
+            firmware: "f".into(),
+            serial: Some("A_1".into()),
+            revision: None,
+        }),
+        Message::Welcome(Welcome {
+            station: "s".into(),
+            key_types: vec![],
+            serial: None,
+            serial_source: None,
+            revision: None,
+        }),
+        Message::Welcome(Welcome {
+            station: "s".into(),
+            key_types: vec!["EC-P256".into()],
+            serial: None,
+            serial_source: None,
+            revision: None,
+        }),
+        Message::Welcome(Welcome {
+            station: "s".into(),
+            key_types: vec!["a".into(), "a".into()],
+            serial: None,
+            serial_source: None,
+            revision: None,
+        }),
         Message::Csr(Csr { der: vec![] }),
         Message::Chain(Chain { serial: "A".into(), chain: "not pem".into(), sha256: SHA_A.into() }),
         Message::Chain(Chain { serial: "A".into(), chain: CHAIN_PEM.replace('\n', "\r\n"), sha256: SHA_A.into() }),
@@ -272,4 +306,49 @@ fn spec_lists_every_protocol_code_and_the_crc_check_value() {
     }
     assert!(spec.contains("0xCBF43926"));
     assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+}
+
+#[test]
+fn integer_fields_accept_any_json_number_with_an_integer_value() {
+    for (body, want) in [
+        (r#"{"protocol":1,"model":"m","firmware":"f"}"#, Some(1)),
+        (r#"{"protocol":1.0,"model":"m","firmware":"f"}"#, Some(1)),
+        (r#"{"protocol":1e0,"model":"m","firmware":"f","revision":1.0}"#, Some(1)),
+        (r#"{"protocol":1.5,"model":"m","firmware":"f"}"#, None),
+        (r#"{"protocol":-1,"model":"m","firmware":"f"}"#, None),
+        (r#"{"protocol":"1","model":"m","firmware":"f"}"#, None),
+        (r#"{"protocol":1,"model":"m","firmware":"f","revision":0.5}"#, None),
+    ] {
+        let frame = encode_raw(1, "HELLO", body.as_bytes()).unwrap();
+        let got = decode_frame(&frame);
+        match want {
+            Some(p) => assert!(matches!(&got, Ok(Message::Hello(h)) if h.protocol == p), "{body}: {got:?}"),
+            None => assert!(matches!(got, Err(FrameError::BadBody { .. })), "{body}: {got:?}"),
+        }
+    }
+    // Re-encoded, an integer is written plainly.
+    let frame = encode_raw(1, "HELLO", br#"{"protocol":1.0,"model":"m","firmware":"f","revision":1.0}"#).unwrap();
+    let again = encode(&decode_frame(&frame).unwrap()).unwrap();
+    assert!(String::from_utf8(again).unwrap().contains(r#"{"protocol":1,"model":"m","firmware":"f","revision":1}"#));
+}
+
+#[test]
+fn welcome_serial_source_is_station_or_device() {
+    let w = |s: &str| {
+        Message::Welcome(Welcome {
+            serial_source: Some(s.into()),
+            ..Welcome { station: "s".into(), key_types: vec!["ec-p256".into()], ..Default::default() }
+        })
+    };
+    assert!(encode(&w("station")).is_ok() && encode(&w("device")).is_ok());
+    assert!(matches!(encode(&w("both")), Err(EncodeError::Invalid { .. })));
+}
+
+#[test]
+fn the_spec_names_exactly_the_key_types_a_station_can_accept() {
+    let spec = include_str!("../../schemas/bench-protocol.md");
+    let line = spec.lines().find(|l| l.starts_with("Key type names:")).expect("the key type names in 3.3");
+    let named: Vec<&str> = line.split('`').skip(1).step_by(2).collect();
+    assert_eq!(named, KEY_TYPES);
+    assert!(!spec.contains("ec-p521"));
 }

@@ -182,6 +182,7 @@ pub fn hello(serial: Option<&str>) -> Message {
         model: "test-rig".into(),
         firmware: "1.0".into(),
         serial: serial.map(String::from),
+        revision: None,
     })
 }
 

@@ -53,6 +53,8 @@ pub struct Script {
     pub damage_first_welcome: bool,
     /// Never answer anything.
     pub silent: bool,
+    /// Before the first WELCOME, send an ERROR timeout, as one that ends an earlier session and crosses the HELLO.
+    pub stale_timeout_before_welcome: bool,
     pub csr_timeout: Duration,
 }
 
@@ -68,6 +70,7 @@ impl Script {
             accept_bad_signatures: false,
             damage_first_welcome: false,
             silent: false,
+            stale_timeout_before_welcome: false,
             csr_timeout: Duration::from_secs(30),
         }
     }
@@ -268,8 +271,20 @@ impl Station {
                 });
                 self.session_serial = Some(serial.clone());
                 self.state = State::AwaitCsr { since: Instant::now() };
+                if std::mem::take(&mut self.script.stale_timeout_before_welcome) {
+                    self.send(ErrorMsg::new(codes::TIMEOUT, "no CSR in time", "start again from HELLO", true).into());
+                }
                 let key_types = self.script.key_types.iter().map(|s| s.to_string()).collect();
-                self.send(Welcome { station: "peer".into(), key_types, serial: Some(serial) }.into());
+                self.send(
+                    Welcome {
+                        station: "peer".into(),
+                        key_types,
+                        serial: Some(serial),
+                        serial_source: None,
+                        revision: None,
+                    }
+                    .into(),
+                );
             }
             (Message::Csr(csr), State::AwaitCsr { .. } | State::AwaitStored) => self.on_csr(&csr.der),
             (Message::Stored(stored), State::AwaitStored) => {
