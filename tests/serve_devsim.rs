@@ -3,10 +3,9 @@
 mod common;
 use common::bench::*;
 use common::mqtt::Broker;
-use common::sim::{DEVSIM, chain_files, finish, verify_chains};
+use common::sim::{chain_files, finish, verify_chains};
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 struct Rig {
     st: TestStation,
@@ -144,22 +143,8 @@ fn a_simulated_devices_stored_key_and_chain_connect_to_a_tls_broker() {
 
 /// A simulator that makes its own line (`--pty`) and its keys ahead (`--pregenerate`), as scripts/bench-serial.sh
 /// runs them; it is started before the daemon and waits for the station to open the line.
-fn devsim_pty(rig: &TestStation, ca: &Path, link: &Path, out: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(DEVSIM)
-        .arg("--pty")
-        .arg("--port")
-        .arg(link)
-        .arg("--ca")
-        .arg(ca)
-        .arg("--out")
-        .arg(out)
-        .arg("--json")
-        .args(args)
-        .current_dir(rig.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("station-devsim --pty")
+fn devsim_pty(ca: &Path, link: &Path, out: &Path, args: &[&str]) -> std::process::Child {
+    sim::spawn(link, ca, out, &[&["--pty"][..], args].concat())
 }
 
 #[test]
@@ -172,11 +157,11 @@ fn simulators_on_their_own_ptys_with_keys_made_ahead_provision_and_every_device_
     let mut sims: Vec<_> = (0..2)
         .map(|b| {
             let from = (b * 20 + 1).to_string();
-            devsim_pty(&st, &ca, &links[b], &out, &["--count", "20", "--pregenerate", "--serial-from", &from])
+            devsim_pty(&ca, &links[b], &out, &["--count", "20", "--pregenerate", "--serial-from", &from])
         })
         .collect();
     // A device unplugged after CHAIN: its line goes away and comes back as a new pty at the same link.
-    sims.push(devsim_pty(&st, &ca, &links[2], &out, &["--misbehave", "disconnect", "--serial", "PTY-DISC"]));
+    sims.push(devsim_pty(&ca, &links[2], &out, &["--misbehave", "disconnect", "--serial", "PTY-DISC"]));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !links.iter().all(|l| l.exists()) {
         assert!(std::time::Instant::now() < deadline, "the simulators did not make their lines");
