@@ -2,11 +2,14 @@
 # Raw signing rate of each PKCS#11 token that runs here (SoftHSM2, tpm2-pkcs11 over swtpm, the
 # opencryptoki soft token): one thread, one session, C_SignInit + C_Sign in a loop
 # (benches/token-sign/sign-rate.c). Prints the median of 3 runs per cell, in signatures/s.
-# Usage: scripts/bench-token-sign.sh [SECONDS_PER_RUN]   (default 5)
+# Usage: scripts/bench-token-sign.sh [SECONDS_PER_RUN] [TOKEN...]   (default 5 s; softhsm tpm2 ock)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$REPO/scripts/tokens.sh"
 seconds="${1:-5}"
+shift || true
+kinds=("$@")
+[ ${#kinds[@]} -gt 0 ] || kinds=(softhsm tpm2 ock)
 runs=3
 ensure_packages "${STATION_TOKEN_APT_PACKAGES[@]}" gcc libc6-dev pkg-config libp11-kit-dev
 
@@ -43,7 +46,7 @@ cell() {
 }
 
 printf '%-8s %22s %22s %26s\n' token "ECDSA P-256 (CKM_ECDSA)" "RSA-2048 (CKM_RSA_PKCS)" "RSA-2048 (SHA256_RSA_PKCS)"
-for kind in softhsm tpm2 ock; do
+for kind in "${kinds[@]}"; do
   label="bench-$kind"
   out="$("tokens_${kind}_start" "$work/$kind" "$label" "$so_pin" "$STATION_HSM_PIN")"
   module="$(sed -n 's/^MODULE=//p' <<<"$out")"
