@@ -9,7 +9,7 @@ use crate::error::Coded;
 use crate::issue::IssueError;
 use crate::ledger::LedgerError;
 use crate::pki::PkiError;
-use crate::protocol::{FrameError, codes as wire};
+use station_protocol::{FrameError, codes as wire};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -384,5 +384,5 @@ fn the_spec_lists_exactly_the_wire_codes_with_their_retryable() {
 #[test]
 fn the_protocols_key_type_names_are_the_key_types_a_station_can_accept() {
     let names: Vec<&str> = crate::pki::KeyType::ALL.iter().map(|k| k.as_str()).collect();
-    assert_eq!(names, crate::protocol::KEY_TYPES);
+    assert_eq!(names, station_protocol::KEY_TYPES);
 }

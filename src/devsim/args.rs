@@ -5,8 +5,8 @@
 
 use super::DevsimError;
 use crate::cli::LogFormat;
-use crate::protocol::{Hello, Message, PROTOCOL_VERSION};
 use clap::{Parser, ValueEnum};
+use station_protocol::{Hello, Message, PROTOCOL_VERSION};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -83,7 +83,7 @@ pub struct DevsimArgs {
     pub max_frame_errors: u32,
     /// The protocol revision the device announces in HELLO: 1 for 1.1 (the default), 0 for a 1.0 device, which
     /// sends no `revision` field.
-    #[arg(long, value_name = "N", default_value_t = crate::protocol::REVISION)]
+    #[arg(long, value_name = "N", default_value_t = station_protocol::REVISION)]
     pub revision: u32,
     /// The first pause before starting again from HELLO; it doubles on each retry, up to 8 s.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]

@@ -41,7 +41,7 @@ use std::path::PathBuf;
 /// codes a device sends the station are the protocol's (spec 6.3, `protocol::codes::device`); the others are the
 /// simulator's own verdicts, in its report only.
 pub mod codes {
-    pub use crate::protocol::codes::device::{
+    pub use station_protocol::codes::device::{
         CHAIN_HASH_MISMATCH, CHAIN_KEY_MISMATCH, CHAIN_NOT_IDEMPOTENT, CHAIN_SERIAL_MISMATCH, CHAIN_UNPARSEABLE,
         CHAIN_UNTRUSTED, DONE_SERIAL_MISMATCH, FLASH_WRITE_FAILED, KEY_GENERATION_FAILED, NO_ACCEPTABLE_KEY_TYPE,
     };

@@ -2,7 +2,7 @@
 
 use super::{DevsimError, codes};
 use crate::pki::{certs_from_bytes, sha256_hex};
-use crate::protocol::Chain;
+use station_protocol::Chain;
 use std::path::Path;
 use x509_parser::prelude::*;
 

@@ -5,7 +5,7 @@ use super::peer::{Log, Peer, Script, TestCa};
 use serde_json::Value;
 use serialport::{SerialPort, TTYPort};
 use station::pki::sha256_hex;
-use station::protocol::Message;
+use station_protocol::Message;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

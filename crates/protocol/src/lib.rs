@@ -1,7 +1,8 @@
 //! The bench wire protocol, version 1: frames and messages between a device and the station over USB serial.
 //!
 //! Pure: no I/O, no clocks, no threads. The normative text is schemas/bench-protocol.md; the bodies are described by
-//! schemas/msg-*.schema.json.
+//! schemas/msg-*.schema.json. The station (the top-level crate) and the simulator (`station-devsim`, crates/devsim)
+//! both speak it through this crate, and the fuzz target (fuzz/) builds it alone.
 //!
 //! A frame is one line of text: `@<ver> <TYPE> <len> <json-body> <crc32-hex8>\n`, CRC-32/ISO-HDLC over everything
 //! before the CRC digits. Senders call [`encode`]; receivers feed bytes to a [`Decoder`] and take
@@ -10,6 +11,8 @@
 //! ```text
 //! @1 HELLO 58 {"protocol":1,"model":"acme-sensor-v2","firmware":"1.4.2"} 7e5a85ef
 //! ```
+
+#![forbid(unsafe_code)]
 
 mod body;
 mod decoder;
@@ -29,10 +32,10 @@ pub use message::{
 
 use std::time::Duration;
 
-/// The protocol version this module speaks (the `<ver>` of every frame).
+/// The protocol version this crate speaks (the `<ver>` of every frame).
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The revision of protocol 1 this module implements: 1.1. A device announces its own in HELLO's `revision`; a
+/// The revision of protocol 1 this crate implements: 1.1. A device announces its own in HELLO's `revision`; a
 /// 1.0 device (no `revision`) gets 1.0 bodies, so it meets no field it does not know.
 pub const REVISION: u32 = 1;
 
