@@ -18,6 +18,7 @@ mod body;
 mod decoder;
 mod error;
 mod frame;
+mod key_type;
 mod message;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ mod tests;
 pub use decoder::Decoder;
 pub use error::{EncodeError, FrameError, codes};
 pub use frame::{DELIMITER, FRAME_MARKER, crc32, encode_raw};
+pub use key_type::KeyType;
 pub use message::{
     Chain, Csr, Done, ErrorMsg, Hello, MAX_CHAIN_CERTS, MAX_ERROR_TEXT, Message, MessageType, Stored, Welcome,
     serial_source,
@@ -39,8 +41,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// 1.0 device (no `revision`) gets 1.0 bodies, so it meets no field it does not know.
 pub const REVISION: u32 = 1;
 
-/// The device key type names of the protocol (spec 3.3): exactly the types `[policy] key_types` can allow.
-pub const KEY_TYPES: [&str; 5] = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"];
+/// The device key type names of the protocol (spec 3.3), in [`KeyType::ALL`]'s order: exactly the types
+/// `[policy] key_types` can allow.
+pub const KEY_TYPES: [&str; 5] = {
+    let [a, b, c, d, e] = KeyType::ALL;
+    [a.as_str(), b.as_str(), c.as_str(), d.as_str(), e.as_str()]
+};
 
 /// The longest frame, from `@` to the LF inclusive, in bytes.
 pub const MAX_FRAME: usize = 16 * 1024;
