@@ -13,7 +13,6 @@ pub mod ca;
 pub mod cli;
 pub mod codes;
 pub mod config;
-pub mod devsim;
 pub mod error;
 pub mod hsm;
 pub mod issue;

@@ -4,7 +4,7 @@
 
 use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use serialport::TTYPort;
-use station::pki::{cert_pem, sha256_hex};
+use station_devsim::certs::{cert_pem, sha256_hex};
 use station_protocol::{Chain, Decoder, Done, ErrorMsg, Message, Welcome, codes, encode};
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -4,9 +4,8 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 use super::DevsimError;
-use crate::cli::LogFormat;
 use clap::{Parser, ValueEnum};
-use station_protocol::{Hello, Message, PROTOCOL_VERSION};
+use station_protocol::{Hello, KeyType, Message, PROTOCOL_VERSION};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -119,20 +118,27 @@ pub enum KeyTypeArg {
     Rsa2048,
 }
 
-impl From<KeyTypeArg> for crate::pki::KeyType {
+impl From<KeyTypeArg> for KeyType {
     fn from(k: KeyTypeArg) -> Self {
         match k {
-            KeyTypeArg::EcP256 => crate::pki::KeyType::EcP256,
-            KeyTypeArg::Rsa2048 => crate::pki::KeyType::Rsa2048,
+            KeyTypeArg::EcP256 => KeyType::EcP256,
+            KeyTypeArg::Rsa2048 => KeyType::Rsa2048,
         }
     }
 }
 
 impl KeyTypeArg {
-    /// The protocol's name for it, as in WELCOME.key_types (the station's own key type names).
+    /// The protocol's name for it, as in WELCOME.key_types.
     pub fn as_str(self) -> &'static str {
-        crate::pki::KeyType::from(self).as_str()
+        KeyType::from(self).as_str()
     }
+}
+
+/// The log format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The hostile behaviours.
