@@ -39,13 +39,14 @@ target_dir() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
 }
 
-# Builds the binaries (release) once; cargo skips the work when nothing changed. Sets BIN to their folder.
+# Builds the release binaries of the workspace, `station` and `station-devsim` (crates/devsim), into one folder;
+# cargo skips the work when nothing changed. Sets BIN to that folder.
 ensure_build() {
   ensure_rust
-  if [ ! -x "$(target_dir)/release/station" ]; then
-    log "building the station (release; a first build takes several minutes)"
+  if [ ! -x "$(target_dir)/release/station" ] || [ ! -x "$(target_dir)/release/station-devsim" ]; then
+    log "building the station and the simulator (release; a first build takes several minutes)"
   fi
-  (cd "$REPO" && cargo build --release --quiet --bins)
+  (cd "$REPO" && cargo build --release --quiet --workspace --bins)
   BIN="$(target_dir)/release"
   export BIN
 }

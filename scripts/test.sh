@@ -19,9 +19,11 @@ export STATION_VENV_PYTHON="${STATION_VENV:-$REPO/.venv}/bin/python"
 trap '"$REPO/scripts/tokens.sh" ock shutdown >/dev/null 2>&1 || true' EXIT
 
 # Each test runs in its own process under nextest (a PKCS#11 module reads its config once per process).
-# `test-hooks` compiles in the fault injection the fault tests use (never in a release build).
+# `--workspace` tests the station, the protocol crate and the simulator, and builds every binary of the workspace:
+# the station's tests run `station-devsim` from beside `station` (tests/common/sim.rs).
+# The station's feature `test-hooks` compiles in the fault injection the fault tests use (never in a release build).
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --features test-hooks --no-fail-fast "$@"
+  cargo nextest run --workspace --features station/test-hooks --no-fail-fast "$@"
 else
-  cargo test --workspace --features test-hooks --no-fail-fast "$@" -- --test-threads=1
+  cargo test --workspace --features station/test-hooks --no-fail-fast "$@" -- --test-threads=1
 fi

@@ -2,8 +2,8 @@
 //! fails with it, and where it can appear (the command line, the wire in either direction, the ledger, the
 //! simulator's report).
 //!
-//! The modules decide their codes (`Coded`, `FrameError`, the AWS checks, the simulator); this table is what the
-//! documents are checked against. The tests beside it prove both ways: every code the code can produce is here
+//! The modules decide their codes (`Coded`, the AWS checks, and beside the station the protocol crate's `FrameError`
+//! and the simulator crate's `DevsimError`); this table is what the documents are checked against. The tests beside it prove both ways: every code the code can produce is here
 //! with the same `retryable` and exit status, and README.md, docs/aws.md and schemas/bench-protocol.md list
 //! exactly these codes in their tables. So a code cannot go undocumented.
 

@@ -1,8 +1,8 @@
 //! `station`: gives every device on a flashing bench its identity.
 //!
-//! The folders follow the path of one device: `serial` → `protocol` → `bench` → `issue` → `hsm` → `ledger`.
-//! Around that path sit `ca` (CA lifecycle), `aws` (AWS IoT registration), `audit` and `config`,
-//! and `cli`, which turns each command into a report.
+//! The folders follow the path of one device: `serial` → the bench protocol (its own crate, `station-protocol`,
+//! shared with the simulator) → `bench` → `issue` → `hsm` → `ledger`. Around that path sit `ca` (CA lifecycle),
+//! `aws` (AWS IoT registration), `audit` and `config`, and `cli`, which turns each command into a report.
 
 #![cfg_attr(not(test), forbid(unsafe_code))]
 
@@ -13,13 +13,11 @@ pub mod ca;
 pub mod cli;
 pub mod codes;
 pub mod config;
-pub mod devsim;
 pub mod error;
 pub mod hsm;
 pub mod issue;
 pub mod ledger;
 pub mod pki;
-pub mod protocol;
 pub mod serial;
 pub mod softhsm;
 #[cfg(feature = "test-hooks")]

@@ -6,7 +6,7 @@ mod common;
 use aws_moto::*;
 use common::bench::*;
 use common::*;
-use station::protocol::{Csr, Message, Stored};
+use station_protocol::{Csr, Message, Stored};
 
 const REGIONS: [&str; 2] = ["eu-west-1", "us-east-1"];
 

@@ -5,7 +5,7 @@ mod common;
 use common::bench::*;
 use common::sim::{self, finish};
 use common::*;
-use station::protocol::{self, Csr, ErrorMsg, Hello, Message, Stored};
+use station_protocol::{self as protocol, Csr, ErrorMsg, Hello, Message, Stored};
 use std::path::Path;
 
 /// A station with one bench, `[serve]` lines and a config edit, its daemon, and the device end.

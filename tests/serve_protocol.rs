@@ -3,7 +3,7 @@
 mod common;
 use common::bench::*;
 use common::*;
-use station::protocol::{Csr, Message, Stored};
+use station_protocol::{Csr, Message, Stored};
 
 fn station_with_benches(n: usize, serve_section: &str) -> (TestStation, Vec<PtyPair>) {
     let st = TestStation::new();
@@ -21,7 +21,7 @@ fn serve(st: &TestStation, pairs: &[PtyPair]) -> Daemon {
 }
 
 /// A whole session; returns the CHAIN message.
-fn provision(dev: &mut Device, serial: &str) -> station::protocol::Chain {
+fn provision(dev: &mut Device, serial: &str) -> station_protocol::Chain {
     dev.send(&hello(Some(serial)));
     let Message::Welcome(w) = dev.recv(10) else { panic!("expected WELCOME") };
     assert_eq!(w.station, "test-station");
@@ -137,7 +137,7 @@ fn garbage_damaged_and_oversize_frames_get_error_frames_and_the_bench_recovers()
     // Boot-log noise without a frame marker is ignored.
     dev.raw(b"U-Boot 2024.01 booting...\r\nrandom noise \x00\x01\x02\n");
     // A frame with one flipped byte: CRC mismatch.
-    let mut frame = station::protocol::encode(&hello(Some("DEV-G"))).unwrap();
+    let mut frame = station_protocol::encode(&hello(Some("DEV-G"))).unwrap();
     frame[20] ^= 0x01;
     dev.raw(&frame);
     let Message::Error(e) = dev.recv(10) else { panic!() };
@@ -162,7 +162,7 @@ fn a_device_frame_error_makes_the_station_resend_its_last_frame_byte_for_byte() 
     let mut dev = Device::open(&pairs[0].device_end);
     dev.send(&hello(Some("DEV-R")));
     let welcome = dev.recv_raw_line(10);
-    let err = station::protocol::ErrorMsg::new("frame-crc-mismatch", "bad crc", "", true);
+    let err = station_protocol::ErrorMsg::new("frame-crc-mismatch", "bad crc", "", true);
     dev.send(&Message::Error(err));
     assert_eq!(dev.recv_raw_line(10), welcome);
 }

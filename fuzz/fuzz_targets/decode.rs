@@ -3,12 +3,8 @@
 //! itself.
 #![no_main]
 
-#[path = "../../src/protocol/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod protocol;
-
 use libfuzzer_sys::fuzz_target;
-use protocol::{Decoder, decode_frame, encode};
+use station_protocol::{Decoder, decode_frame, encode};
 
 fuzz_target!(|data: &[u8]| {
     let _ = decode_frame(data);

@@ -6,10 +6,10 @@ use crate::config::SerialSource;
 use crate::error::{Coded, Error};
 use crate::issue::{DeviceErrorReport, IssueRequest, Issued};
 use crate::ledger::{Reservation, Writer};
-use crate::protocol::{
-    self, Chain, Decoder, Done, ErrorMsg, FrameError, Hello, Message, Welcome, codes, serial_source,
-};
 use crate::serial::Port;
+use station_protocol::{
+    self as protocol, Chain, Decoder, Done, ErrorMsg, FrameError, Hello, Message, Welcome, codes, serial_source,
+};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

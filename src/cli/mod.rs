@@ -43,7 +43,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs to stderr, filtered by `STATION_LOG` (default `warn`), as text or JSON. For both binaries.
+/// Logs to stderr, filtered by `STATION_LOG` (default `warn`), as text or JSON.
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STATION_LOG").unwrap_or_else(|_| "warn".into());
     // cryptoki logs every mechanism it has no name for (opencryptoki lists many) as an error; they are not.

@@ -4,12 +4,12 @@ use super::*;
 use crate::aws::{AwsError, CallError, CallKind, FailedVerification};
 use crate::ca::CaError;
 use crate::config::ConfigError;
-use crate::devsim::DevsimError;
 use crate::error::Coded;
 use crate::issue::IssueError;
 use crate::ledger::LedgerError;
 use crate::pki::PkiError;
-use crate::protocol::{FrameError, codes as wire};
+use station_devsim::DevsimError;
+use station_protocol::{FrameError, codes as wire};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -238,7 +238,7 @@ fn every_frame_error_protocol_code_and_device_code_is_registered_for_the_wire() 
         assert!(r.appears(at::DEVICE) && r.appears(at::LEDGER), "{code}");
         assert_eq!(r.retryable, *retryable, "{code}");
     }
-    for code in crate::devsim::codes::OWN {
+    for code in station_devsim::codes::OWN {
         assert!(entry(code).appears(at::DEVSIM), "{code}");
     }
     for kind in [
@@ -281,8 +281,11 @@ fn every_code_literal_in_the_sources_is_registered() {
         r#"=> "((?:hsm|aws)-[a-z0-9-]+)""#,
     ]
     .map(|p| regex::Regex::new(p).unwrap());
+    // The station's sources and the crates beside it: the simulator's usage errors are made there.
     let mut files = Vec::new();
-    sources(&root().join("src"), &mut files);
+    for dir in ["src", "crates/protocol/src", "crates/devsim/src"] {
+        sources(&root().join(dir), &mut files);
+    }
     let mut found = BTreeSet::new();
     // test_hooks.rs is compiled only into the test suite (feature test-hooks); its code never reaches a user.
     for f in files.iter().filter(|f| !f.ends_with("codes/tests.rs") && !f.ends_with("test_hooks.rs")) {
@@ -384,5 +387,5 @@ fn the_spec_lists_exactly_the_wire_codes_with_their_retryable() {
 #[test]
 fn the_protocols_key_type_names_are_the_key_types_a_station_can_accept() {
     let names: Vec<&str> = crate::pki::KeyType::ALL.iter().map(|k| k.as_str()).collect();
-    assert_eq!(names, crate::protocol::KEY_TYPES);
+    assert_eq!(names, station_protocol::KEY_TYPES);
 }

@@ -134,7 +134,7 @@ impl rcgen::PublicKeyData for HsmKey {
         &self.info.public_raw
     }
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        self.info.key_type.signature_algorithm()
+        crate::pki::signature_algorithm(self.info.key_type)
     }
 }
 

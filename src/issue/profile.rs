@@ -106,6 +106,6 @@ impl PublicKeyData for DeviceKey<'_> {
         self.raw
     }
     fn algorithm(&self) -> &'static SignatureAlgorithm {
-        self.key_type.signature_algorithm()
+        crate::pki::signature_algorithm(self.key_type)
     }
 }

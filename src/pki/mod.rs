@@ -3,13 +3,25 @@
 
 mod dn;
 mod inspect;
-mod keytype;
 pub mod serial;
 
 pub use dn::parse_dn;
 pub use inspect::*;
-pub use keytype::{DeviceKeyType, KeyType};
 pub use serial::SerialRule;
+/// The key types the station generates (CA) and accepts (devices): the protocol's names (spec 3.3).
+pub use station_protocol::KeyType;
+
+/// Device keys come in the same types; the alias keeps call sites honest about which side they mean.
+pub type DeviceKeyType = KeyType;
+
+/// The signature algorithm a key of this type signs certificates with.
+pub fn signature_algorithm(key_type: KeyType) -> &'static rcgen::SignatureAlgorithm {
+    match key_type {
+        KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
+    }
+}
 
 use crate::error::{Coded, exit};
 

@@ -2,7 +2,7 @@
 //! device speaking the wire protocol through the station's own codec.
 
 use super::*;
-use station::protocol::{self, Decoder, Message};
+use station_protocol::{self as protocol, Decoder, Message};
 use std::io::{BufRead, Read, Write};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, channel};

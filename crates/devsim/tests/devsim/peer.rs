@@ -4,8 +4,8 @@
 
 use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use serialport::TTYPort;
-use station::pki::{cert_pem, sha256_hex};
-use station::protocol::{Chain, Decoder, Done, ErrorMsg, Message, Welcome, codes, encode};
+use station_devsim::certs::{cert_pem, sha256_hex};
+use station_protocol::{Chain, Decoder, Done, ErrorMsg, Message, Welcome, codes, encode};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;

@@ -4,9 +4,8 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 use super::DevsimError;
-use crate::cli::LogFormat;
-use crate::protocol::{Hello, Message, PROTOCOL_VERSION};
 use clap::{Parser, ValueEnum};
+use station_protocol::{Hello, KeyType, Message, PROTOCOL_VERSION};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -83,7 +82,7 @@ pub struct DevsimArgs {
     pub max_frame_errors: u32,
     /// The protocol revision the device announces in HELLO: 1 for 1.1 (the default), 0 for a 1.0 device, which
     /// sends no `revision` field.
-    #[arg(long, value_name = "N", default_value_t = crate::protocol::REVISION)]
+    #[arg(long, value_name = "N", default_value_t = station_protocol::REVISION)]
     pub revision: u32,
     /// The first pause before starting again from HELLO; it doubles on each retry, up to 8 s.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
@@ -119,20 +118,27 @@ pub enum KeyTypeArg {
     Rsa2048,
 }
 
-impl From<KeyTypeArg> for crate::pki::KeyType {
+impl From<KeyTypeArg> for KeyType {
     fn from(k: KeyTypeArg) -> Self {
         match k {
-            KeyTypeArg::EcP256 => crate::pki::KeyType::EcP256,
-            KeyTypeArg::Rsa2048 => crate::pki::KeyType::Rsa2048,
+            KeyTypeArg::EcP256 => KeyType::EcP256,
+            KeyTypeArg::Rsa2048 => KeyType::Rsa2048,
         }
     }
 }
 
 impl KeyTypeArg {
-    /// The protocol's name for it, as in WELCOME.key_types (the station's own key type names).
+    /// The protocol's name for it, as in WELCOME.key_types.
     pub fn as_str(self) -> &'static str {
-        crate::pki::KeyType::from(self).as_str()
+        KeyType::from(self).as_str()
     }
+}
+
+/// The log format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The hostile behaviours.

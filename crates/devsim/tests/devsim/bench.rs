@@ -4,8 +4,8 @@
 use super::peer::{Log, Peer, Script, TestCa};
 use serde_json::Value;
 use serialport::{SerialPort, TTYPort};
-use station::pki::sha256_hex;
-use station::protocol::Message;
+use station_devsim::certs::sha256_hex;
+use station_protocol::Message;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -14,9 +14,9 @@ use super::codes;
 use super::device::{Device, Failure, Provisioned, Stop, pick_chain};
 use super::report::MisbehaveReport;
 use super::wire::Incoming;
-use crate::protocol::{self, Csr, Message, crc32};
 use rand::Rng;
 use rand::rngs::StdRng;
+use station_protocol::{self as protocol, Csr, Message, crc32};
 use std::time::{Duration, Instant};
 
 /// How long a disconnected device stays unplugged.
@@ -237,8 +237,8 @@ fn oversize_frame(csr_der: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Decoder, FrameError};
     use rand::SeedableRng;
+    use station_protocol::{Decoder, FrameError};
 
     #[test]
     fn noise_is_dropped_silently_and_junk_frames_are_rejected() {

@@ -8,10 +8,10 @@
 
 use super::DevsimError;
 use super::args::DevsimArgs;
-use crate::protocol::{Decoder, FrameError, Message, encode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serialport::{ClearBuffer, SerialPort, TTYPort};
+use station_protocol::{Decoder, FrameError, Message, encode};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The device's "flash": `DIR/<serial>/deviceCert.key` and `DIR/<serial>/deviceCertAndCACert.crt` (the seeds' names),
 //! each written atomically (temp file, fsync, rename, fsync of the directory).
 
-use crate::pki::sha256_hex;
+use crate::certs::sha256_hex;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;

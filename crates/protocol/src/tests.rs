@@ -1,4 +1,4 @@
-//! Whole-module tests: round trips, a noisy 1,000-frame stream, and the frames printed in the spec.
+//! Whole-crate tests: round trips, a noisy 1,000-frame stream, and the frames printed in the spec.
 
 use super::*;
 
@@ -271,7 +271,7 @@ fn random_bytes_never_panic() {
 /// The spec's example frames: every line starting with `@` between `<!-- frames:begin -->` and
 /// `<!-- frames:end -->` in schemas/bench-protocol.md must decode.
 fn spec_frames() -> Vec<Vec<Message>> {
-    let spec = include_str!("../../schemas/bench-protocol.md");
+    let spec = include_str!("../../../schemas/bench-protocol.md");
     let mut blocks = Vec::new();
     for part in spec.split("<!-- frames:begin -->").skip(1) {
         let block = part.split("<!-- frames:end -->").next().unwrap_or_default();
@@ -300,7 +300,7 @@ fn spec_example_frames_decode_and_follow_the_flow() {
 
 #[test]
 fn spec_lists_every_protocol_code_and_the_crc_check_value() {
-    let spec = include_str!("../../schemas/bench-protocol.md");
+    let spec = include_str!("../../../schemas/bench-protocol.md");
     for code in codes::ALL {
         assert!(spec.contains(&format!("`{code}`")), "spec does not document {code}");
     }
@@ -346,7 +346,7 @@ fn welcome_serial_source_is_station_or_device() {
 
 #[test]
 fn the_spec_names_exactly_the_key_types_a_station_can_accept() {
-    let spec = include_str!("../../schemas/bench-protocol.md");
+    let spec = include_str!("../../../schemas/bench-protocol.md");
     let line = spec.lines().find(|l| l.starts_with("Key type names:")).expect("the key type names in 3.3");
     let named: Vec<&str> = line.split('`').skip(1).step_by(2).collect();
     assert_eq!(named, KEY_TYPES);

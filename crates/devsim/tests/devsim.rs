@@ -9,7 +9,7 @@ mod peer;
 use bench::{Bench, DEVSIM, assert_stored, ca};
 use peer::{Script, Seen, TestCa};
 use serde_json::Value;
-use station::protocol::Message;
+use station_protocol::Message;
 use std::process::Command;
 
 fn happy_path(key_type: &str) {

@@ -17,7 +17,7 @@ use super::store::{self, Stored};
 use super::verify::{self, TrustedCa};
 use super::wire::{Incoming, Wire};
 use super::{codes, misbehave};
-use crate::protocol::{self, Chain, Csr, Done, ErrorMsg, Hello, Message, PROTOCOL_VERSION, Welcome};
+use station_protocol::{self as protocol, Chain, Csr, Done, ErrorMsg, Hello, Message, PROTOCOL_VERSION, Welcome};
 use std::time::{Duration, Instant};
 
 /// The engine's code for a key type `[policy] key_types` does not allow.

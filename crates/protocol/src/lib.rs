@@ -1,7 +1,8 @@
 //! The bench wire protocol, version 1: frames and messages between a device and the station over USB serial.
 //!
 //! Pure: no I/O, no clocks, no threads. The normative text is schemas/bench-protocol.md; the bodies are described by
-//! schemas/msg-*.schema.json.
+//! schemas/msg-*.schema.json. The station (the top-level crate) and the simulator (`station-devsim`, crates/devsim)
+//! both speak it through this crate, and the fuzz target (fuzz/) builds it alone.
 //!
 //! A frame is one line of text: `@<ver> <TYPE> <len> <json-body> <crc32-hex8>\n`, CRC-32/ISO-HDLC over everything
 //! before the CRC digits. Senders call [`encode`]; receivers feed bytes to a [`Decoder`] and take
@@ -11,10 +12,13 @@
 //! @1 HELLO 58 {"protocol":1,"model":"acme-sensor-v2","firmware":"1.4.2"} 7e5a85ef
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod body;
 mod decoder;
 mod error;
 mod frame;
+mod key_type;
 mod message;
 #[cfg(test)]
 mod tests;
@@ -22,6 +26,7 @@ mod tests;
 pub use decoder::Decoder;
 pub use error::{EncodeError, FrameError, codes};
 pub use frame::{DELIMITER, FRAME_MARKER, crc32, encode_raw};
+pub use key_type::KeyType;
 pub use message::{
     Chain, Csr, Done, ErrorMsg, Hello, MAX_CHAIN_CERTS, MAX_ERROR_TEXT, Message, MessageType, Stored, Welcome,
     serial_source,
@@ -29,15 +34,19 @@ pub use message::{
 
 use std::time::Duration;
 
-/// The protocol version this module speaks (the `<ver>` of every frame).
+/// The protocol version this crate speaks (the `<ver>` of every frame).
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The revision of protocol 1 this module implements: 1.1. A device announces its own in HELLO's `revision`; a
+/// The revision of protocol 1 this crate implements: 1.1. A device announces its own in HELLO's `revision`; a
 /// 1.0 device (no `revision`) gets 1.0 bodies, so it meets no field it does not know.
 pub const REVISION: u32 = 1;
 
-/// The device key type names of the protocol (spec 3.3): exactly the types `[policy] key_types` can allow.
-pub const KEY_TYPES: [&str; 5] = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"];
+/// The device key type names of the protocol (spec 3.3), in [`KeyType::ALL`]'s order: exactly the types
+/// `[policy] key_types` can allow.
+pub const KEY_TYPES: [&str; 5] = {
+    let [a, b, c, d, e] = KeyType::ALL;
+    [a.as_str(), b.as_str(), c.as_str(), d.as_str(), e.as_str()]
+};
 
 /// The longest frame, from `@` to the LF inclusive, in bytes.
 pub const MAX_FRAME: usize = 16 * 1024;

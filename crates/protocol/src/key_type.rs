@@ -1,10 +1,11 @@
-//! Key types the station generates (CA) and accepts (devices).
+//! The key type names of the protocol (spec 3.3): what WELCOME.key_types offers and a device's key is. The station
+//! accepts device keys of these types and generates its CA keys in them too.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// A key type for CA keys generated in the HSM.
+/// A key type, named on the wire as [`as_str`](Self::as_str) gives it (`ec-p256` …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum KeyType {
@@ -15,14 +16,12 @@ pub enum KeyType {
     Rsa4096,
 }
 
-/// Device keys come in the same types; the alias keeps call sites honest about which side they mean.
-pub type DeviceKeyType = KeyType;
-
 impl KeyType {
     pub const ALL: [KeyType; 5] =
         [KeyType::EcP256, KeyType::EcP384, KeyType::Rsa2048, KeyType::Rsa3072, KeyType::Rsa4096];
 
-    pub fn as_str(self) -> &'static str {
+    /// The name on the wire and in station.toml.
+    pub const fn as_str(self) -> &'static str {
         match self {
             KeyType::EcP256 => "ec-p256",
             KeyType::EcP384 => "ec-p384",
@@ -46,22 +45,13 @@ impl KeyType {
         }
     }
 
-    /// The RSA key type for a modulus size, if the station supports it.
+    /// The RSA key type for a modulus size, if the protocol names one.
     pub fn from_rsa_bits(bits: usize) -> Option<KeyType> {
         match bits {
             2048 => Some(KeyType::Rsa2048),
             3072 => Some(KeyType::Rsa3072),
             4096 => Some(KeyType::Rsa4096),
             _ => None,
-        }
-    }
-
-    /// The signature algorithm a key of this type signs certificates with.
-    pub fn signature_algorithm(self) -> &'static rcgen::SignatureAlgorithm {
-        match self {
-            KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            _ => &rcgen::PKCS_RSA_SHA256,
         }
     }
 }

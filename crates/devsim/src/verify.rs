@@ -1,8 +1,8 @@
 //! What a careful device checks in a CHAIN before it writes it to flash.
 
 use super::{DevsimError, codes};
-use crate::pki::{certs_from_bytes, sha256_hex};
-use crate::protocol::Chain;
+use crate::certs::{certs_from_bytes, sha256_hex, signed_by};
+use station_protocol::Chain;
 use std::path::Path;
 use x509_parser::prelude::*;
 
@@ -26,7 +26,7 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 pub(crate) fn load_cas(path: &Path) -> Result<Vec<TrustedCa>, DevsimError> {
     let bytes = std::fs::read(path).map_err(|source| DevsimError::CaRead { path: path.to_path_buf(), source })?;
     let invalid = |reason: String| DevsimError::CaInvalid { path: path.to_path_buf(), reason };
-    let ders = certs_from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let ders = certs_from_bytes(&bytes).map_err(invalid)?;
     for (i, der) in ders.iter().enumerate() {
         X509Certificate::from_der(der).map_err(|e| invalid(format!("certificate {} does not parse: {e}", i + 1)))?;
     }
@@ -51,7 +51,7 @@ pub(crate) fn check_chain(
         let msg = format!("CHAIN.sha256 is {} but the chain hashes to {computed}", chain.sha256);
         return Err(refuse(codes::CHAIN_HASH_MISMATCH, msg));
     }
-    let ders = certs_from_bytes(chain.chain.as_bytes()).map_err(|e| refuse(codes::CHAIN_UNPARSEABLE, e.to_string()))?;
+    let ders = certs_from_bytes(chain.chain.as_bytes()).map_err(|e| refuse(codes::CHAIN_UNPARSEABLE, e))?;
     let mut certs = Vec::with_capacity(ders.len());
     for (i, der) in ders.iter().enumerate() {
         let (_, cert) = X509Certificate::from_der(der)
@@ -103,7 +103,7 @@ fn check_trust(
     chain_ca: Option<&[u8]>,
     cas: &[TrustedCa],
 ) -> Result<(), Refusal> {
-    let signer = cas.iter().find(|ca| crate::pki::signed_by(device_der, &ca.der));
+    let signer = cas.iter().find(|ca| signed_by(device_der, &ca.der));
     let Some(signer) = signer else {
         let msg = format!(
             "the device certificate (issuer {}) is not signed by any of the {} CA certificate(s) in --ca",
@@ -129,9 +129,9 @@ fn check_trust(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devsim::args::KeyTypeArg;
-    use crate::devsim::keys::DeviceKey;
-    use crate::pki::cert_pem;
+    use crate::args::KeyTypeArg;
+    use crate::certs::cert_pem;
+    use crate::keys::DeviceKey;
     use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
     struct Fixture {

@@ -20,9 +20,13 @@
 //!
 //! Layout: `args` (command line) → `wire` (port, throttle, corruption, frames) → `device` (one device's session, with
 //! retries) or `misbehave` (the hostile modes) → `verify` (chain checks) and `store` (files) → `report` (text and
-//! JSON).
+//! JSON). `certs` holds the few certificate helpers a device needs. The frames, messages and codes are the
+//! protocol crate's (`station-protocol`); this crate does not depend on the station.
+
+#![forbid(unsafe_code)]
 
 pub mod args;
+pub mod certs;
 mod device;
 mod keys;
 mod misbehave;
@@ -31,17 +35,16 @@ mod store;
 mod verify;
 mod wire;
 
-pub use args::{DevsimArgs, DisconnectPoint, KeyTypeArg, Misbehave};
+pub use args::{DevsimArgs, DisconnectPoint, KeyTypeArg, LogFormat, Misbehave};
 pub use report::{DeviceReport, RunReport};
 
-use crate::error::Coded;
 use std::path::PathBuf;
 
 /// The stable codes a device can end with, besides the station's own ERROR codes, which are reported verbatim. The
 /// codes a device sends the station are the protocol's (spec 6.3, `protocol::codes::device`); the others are the
 /// simulator's own verdicts, in its report only.
 pub mod codes {
-    pub use crate::protocol::codes::device::{
+    pub use station_protocol::codes::device::{
         CHAIN_HASH_MISMATCH, CHAIN_KEY_MISMATCH, CHAIN_NOT_IDEMPOTENT, CHAIN_SERIAL_MISMATCH, CHAIN_UNPARSEABLE,
         CHAIN_UNTRUSTED, DONE_SERIAL_MISMATCH, FLASH_WRITE_FAILED, KEY_GENERATION_FAILED, NO_ACCEPTABLE_KEY_TYPE,
     };
@@ -91,12 +94,6 @@ pub enum DevsimError {
     },
 }
 
-impl DevsimError {
-    pub(crate) fn usage(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
-        DevsimError::Usage { code, message: message.into(), hint: hint.into() }
-    }
-}
-
 /// Exit statuses of `station-devsim`.
 pub mod exit {
     /// Every device succeeded (with `--misbehave`: the station behaved as the spec requires).
@@ -107,8 +104,14 @@ pub mod exit {
     pub const USAGE: i32 = 2;
 }
 
-impl Coded for DevsimError {
-    fn code(&self) -> &'static str {
+/// Like the station's errors, each has a stable code (registered in the station's src/codes.rs), a hint and an exit
+/// status. None is retryable: a run that could not start fails the same way until someone changes something.
+impl DevsimError {
+    pub fn usage(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        DevsimError::Usage { code, message: message.into(), hint: hint.into() }
+    }
+
+    pub fn code(&self) -> &'static str {
         match self {
             DevsimError::Usage { code, .. } => code,
             DevsimError::CaRead { .. } => "ca-unreadable",
@@ -118,7 +121,7 @@ impl Coded for DevsimError {
             DevsimError::PortOpen { .. } => "port-open-failed",
         }
     }
-    fn hint(&self) -> String {
+    pub fn hint(&self) -> String {
         match self {
             DevsimError::Usage { hint, .. } => hint.clone(),
             DevsimError::CaRead { .. } | DevsimError::CaInvalid { .. } => {
@@ -133,18 +136,8 @@ impl Coded for DevsimError {
             }
         }
     }
-    fn exit_status(&self) -> i32 {
+    pub fn exit_status(&self) -> i32 {
         exit::USAGE
-    }
-    fn retryable(&self) -> bool {
-        match self {
-            DevsimError::Usage { .. }
-            | DevsimError::CaRead { .. }
-            | DevsimError::CaInvalid { .. }
-            | DevsimError::OutDir { .. }
-            | DevsimError::KeyGeneration(_)
-            | DevsimError::PortOpen { .. } => false,
-        }
     }
 }
 
