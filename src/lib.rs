@@ -2,7 +2,7 @@
 //!
 //! The folders follow the path of one device: `serial` → `protocol` → `bench` → `issue` → `hsm` → `ledger`.
 //! Around that path sit `ca` (CA lifecycle), `aws` (AWS IoT registration), `audit` and `config`,
-//! and `cli`, which turns each command into a report.
+//! `registry` (the fleet registry on PostgreSQL) and `cli`, which turns each command into a report.
 
 #![cfg_attr(not(test), forbid(unsafe_code))]
 
@@ -20,6 +20,7 @@ pub mod issue;
 pub mod ledger;
 pub mod pki;
 pub mod protocol;
+pub mod registry;
 pub mod serial;
 pub mod softhsm;
 #[cfg(feature = "test-hooks")]

@@ -41,7 +41,9 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
     hsm.on_health(Arc::new(|event: &crate::hsm::HealthEvent| {
         println!("STATION    {event}");
     }));
-    let engine = Arc::new(Engine::open(&st.config, hsm)?);
+    let engine = Arc::new(Engine::open(&st.config, hsm.clone())?);
+    let registry_stop = Arc::new(AtomicBool::new(false));
+    let registry = start_registry(&st.config, &engine, hsm, &registry_stop)?;
     let s = &st.config.serve;
     let json = cli.json;
     let stats = Arc::new(BenchStats::default());
@@ -105,6 +107,11 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
         Err(e) => tracing::warn!(error = %e, "shutdown checkpoint failed"),
     }
     engine.close();
+    // The forwarder drains what the ledger holds now (the last devices, the shutdown checkpoint) and stops.
+    registry_stop.store(true, Ordering::Relaxed);
+    for t in registry {
+        let _ = t.join();
+    }
     let snap = stats.snapshot();
     if let Some(path) = &a.stats_out {
         let text = serde_json::to_string_pretty(&snap).unwrap_or_default();
@@ -115,6 +122,47 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
     let failed: u64 = snap.failures.values().sum();
     let text = format!("stopped: {} device(s) provisioned, {failed} failed; ledger flushed", snap.devices_ok);
     Ok(Output::new(snap, text))
+}
+
+/// With `[registry]`: the forwarder, and in station mode the lease keeper (which has a block in hand, or has said
+/// why not, before the benches start). Both print their changes as STATION lines; neither is on a device's path.
+fn start_registry(
+    cfg: &crate::config::Config,
+    engine: &Arc<Engine>,
+    hsm: Arc<crate::hsm::Hsm>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<std::thread::JoinHandle<()>>> {
+    use crate::registry::{forward, leases, signer::HeadSigner};
+    let Some(r) = &cfg.registry else { return Ok(Vec::new()) };
+    let thread_err =
+        |e| Error::io("serve-thread-failed", "cannot start the registry threads", "check system limits", e);
+    let notify = || -> forward::Notify { Box::new(|msg: &str| println!("STATION    {msg}")) };
+    let mut threads = Vec::new();
+    if let Some(status) = engine.lease_status(true) {
+        let keeper = leases::spawn_keeper(
+            cfg.clone(),
+            r.clone(),
+            engine.writer().clone(),
+            status.clone(),
+            stop.clone(),
+            notify(),
+        )
+        .map_err(thread_err)?;
+        threads.push(keeper);
+        // Give the keeper its first look before devices arrive (bounded: an absent registry never blocks serve).
+        let deadline = Instant::now() + Duration::from_secs(r.connect_timeout_secs + 1);
+        let conn = crate::ledger::open_connection(&cfg.ledger.path)?;
+        while Instant::now() < deadline
+            && status.last_error().is_none()
+            && crate::ledger::leases::remaining(&conn, &cfg.policy.serial_prefix)? == 0
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let signer = Arc::new(HeadSigner::new(hsm, cfg.ledger.path.clone()));
+    let state = Arc::new(forward::ForwardState::default());
+    threads.push(forward::spawn(r.clone(), cfg, signer, stop.clone(), state, notify()).map_err(thread_err)?);
+    Ok(threads)
 }
 
 fn print_line(l: &OperatorLine, json: bool) {
