@@ -42,8 +42,7 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
         println!("STATION    {event}");
     }));
     let engine = Arc::new(Engine::open(&st.config, hsm.clone())?);
-    let registry_stop = Arc::new(AtomicBool::new(false));
-    let registry = start_registry(&st.config, &engine, hsm, &registry_stop)?;
+    let mut registry = start_registry(&st.config, &engine, hsm)?;
     let s = &st.config.serve;
     let json = cli.json;
     let stats = Arc::new(BenchStats::default());
@@ -102,16 +101,15 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
     for t in threads {
         let _ = t.join();
     }
+    // The lease keeper stops before the writer does: a block it leases is recorded, never left for the next start.
+    registry.stop_keeper();
     match engine.checkpoint() {
         Ok(cp) => tracing::info!(seq = cp.seq, "shutdown checkpoint signed"),
         Err(e) => tracing::warn!(error = %e, "shutdown checkpoint failed"),
     }
     engine.close();
     // The forwarder drains what the ledger holds now (the last devices, the shutdown checkpoint) and stops.
-    registry_stop.store(true, Ordering::Relaxed);
-    for t in registry {
-        let _ = t.join();
-    }
+    registry.stop_forwarder();
     let snap = stats.snapshot();
     if let Some(path) = &a.stats_out {
         let text = serde_json::to_string_pretty(&snap).unwrap_or_default();
@@ -124,21 +122,43 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
     Ok(Output::new(snap, text))
 }
 
+/// The daemon's registry threads: stopped one after the other at shutdown.
+#[derive(Default)]
+struct RegistryThreads {
+    keeper: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    forwarder: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+impl RegistryThreads {
+    fn stop(slot: &mut Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>) {
+        if let Some((stop, t)) = slot.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = t.join();
+        }
+    }
+    fn stop_keeper(&mut self) {
+        Self::stop(&mut self.keeper);
+    }
+    fn stop_forwarder(&mut self) {
+        Self::stop(&mut self.forwarder);
+    }
+}
+
 /// With `[registry]`: the forwarder, and in station mode the lease keeper (which has a block in hand, or has said
 /// why not, before the benches start). Both print their changes as STATION lines; neither is on a device's path.
 fn start_registry(
     cfg: &crate::config::Config,
     engine: &Arc<Engine>,
     hsm: Arc<crate::hsm::Hsm>,
-    stop: &Arc<AtomicBool>,
-) -> Result<Vec<std::thread::JoinHandle<()>>> {
+) -> Result<RegistryThreads> {
     use crate::registry::{forward, leases, signer::HeadSigner};
-    let Some(r) = &cfg.registry else { return Ok(Vec::new()) };
+    let mut threads = RegistryThreads::default();
+    let Some(r) = &cfg.registry else { return Ok(threads) };
     let thread_err =
         |e| Error::io("serve-thread-failed", "cannot start the registry threads", "check system limits", e);
     let notify = || -> forward::Notify { Box::new(|msg: &str| println!("STATION    {msg}")) };
-    let mut threads = Vec::new();
     if let Some(status) = engine.lease_status(true) {
+        let stop = Arc::new(AtomicBool::new(false));
         let keeper = leases::spawn_keeper(
             cfg.clone(),
             r.clone(),
@@ -148,7 +168,7 @@ fn start_registry(
             notify(),
         )
         .map_err(thread_err)?;
-        threads.push(keeper);
+        threads.keeper = Some((stop, keeper));
         // Give the keeper its first look before devices arrive (bounded: an absent registry never blocks serve).
         let deadline = Instant::now() + Duration::from_secs(r.connect_timeout_secs + 1);
         let conn = crate::ledger::open_connection(&cfg.ledger.path)?;
@@ -161,7 +181,9 @@ fn start_registry(
     }
     let signer = Arc::new(HeadSigner::new(hsm, cfg.ledger.path.clone()));
     let state = Arc::new(forward::ForwardState::default());
-    threads.push(forward::spawn(r.clone(), cfg, signer, stop.clone(), state, notify()).map_err(thread_err)?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let forwarder = forward::spawn(r.clone(), cfg, signer, stop.clone(), state, notify()).map_err(thread_err)?;
+    threads.forwarder = Some((stop, forwarder));
     Ok(threads)
 }
 
