@@ -36,7 +36,7 @@ pub const PAUSE_MARKER_ENV: &str = "STATION_TEST_PAUSE_MARKER";
 /// When [`PAUSE_POINT_ENV`] names `point`: creates the marker file and waits there (a minute at most) so that a test
 /// can kill the process at exactly this point.
 pub fn pause_point(point: &str) {
-    if !std::env::var_os(PAUSE_POINT_ENV).is_some_and(|p| p == point) {
+    if std::env::var_os(PAUSE_POINT_ENV).is_none_or(|p| p != point) {
         return;
     }
     if let Some(marker) = std::env::var_os(PAUSE_MARKER_ENV) {
