@@ -17,8 +17,8 @@ fn env_n(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn csrs(n: usize) -> Vec<Vec<u8>> {
-    (0..n)
+fn csrs(from: usize, n: usize) -> Vec<Vec<u8>> {
+    (from..from + n)
         .map(|i| {
             let key = rcgen::KeyPair::generate().unwrap();
             let mut p = rcgen::CertificateParams::new(vec![]).unwrap();
@@ -85,7 +85,7 @@ fn measure_forwarding_against_peak_issuance() {
     println!("machine: {} cores; devices per phase {devices}, issuing threads {threads}", num_cpus());
 
     // A. Peak issuance, nothing forwarding.
-    let secs = issue_all(&engine, csrs(devices), threads);
+    let secs = issue_all(&engine, csrs(0, devices), threads);
     let events_a = st.ledger_head();
     println!("RESULT peak-issuance {:.0} devices/s {:.0} events/s", devices as f64 / secs, (devices * 3) as f64 / secs);
     // B. The forwarder alone on that backlog.
@@ -105,6 +105,13 @@ fn measure_forwarding_against_peak_issuance() {
     let state = Arc::new(forward::ForwardState::default());
     let r = cfg.registry.clone().unwrap();
     let fwd = forward::spawn(r, &cfg, signer.clone(), stop.clone(), state.clone(), Box::new(|_| {})).unwrap();
+    // The forwarder first finds the registry's head (everything of phase B); sampling starts from there.
+    let from = st.ledger_head();
+    let t_wait = Instant::now();
+    while state.registry_seq.load(Ordering::Relaxed) < from {
+        assert!(t_wait.elapsed() < Duration::from_secs(30), "the forwarder did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let (sampling, state, db) = (sampling.clone(), state.clone(), cfg.ledger.path.clone());
@@ -112,7 +119,7 @@ fn measure_forwarding_against_peak_issuance() {
             let conn = station::ledger::open_connection(&db).unwrap();
             let t0 = Instant::now();
             let (mut seen_ledger, mut seen_registry) = (HashMap::new(), HashMap::new());
-            let (mut last_l, mut last_r, mut max_backlog) = (0i64, 0i64, 0i64);
+            let (mut last_l, mut last_r, mut max_backlog) = (from, from, 0i64);
             while sampling.load(Ordering::Relaxed) {
                 let now = t0.elapsed().as_secs_f64();
                 let l: i64 = conn.query_row("SELECT COALESCE(MAX(seq),0) FROM events", [], |r| r.get(0)).unwrap();
@@ -133,9 +140,8 @@ fn measure_forwarding_against_peak_issuance() {
             (lags, max_backlog)
         })
     };
-    std::thread::sleep(Duration::from_millis(200));
-    let from = st.ledger_head();
-    let secs = issue_all(&engine, csrs(devices), threads);
+    std::thread::sleep(Duration::from_millis(100));
+    let secs = issue_all(&engine, csrs(devices, devices), threads);
     let backlog_at_end = st.ledger_head() - state.registry_seq.load(Ordering::Relaxed);
     let t_drain = Instant::now();
     while state.registry_seq.load(Ordering::Relaxed) < st.ledger_head() {
