@@ -91,12 +91,18 @@ fn lease(st: &Station, r: &crate::config::RegistrySection, below: u64) -> Result
     let out = registry::leases::top_up(&st.config, r, &writer, below, true);
     writer.close();
     let t = out?;
+    let serial = |n: u64| format!("{}{n:0w$}", st.config.policy.serial_prefix, w = st.config.policy.serial_width);
     let mut text = String::new();
     for l in &t.adopted {
-        text += &format!("adopted lease {} ({}..{}) the ledger had not recorded\n", l.id, l.first, l.last);
+        text += &format!(
+            "adopted lease {} ({} to {}) the ledger had not recorded\n",
+            l.id,
+            serial(l.first),
+            serial(l.last)
+        );
     }
     match &t.leased {
-        Some(l) => text += &format!("leased block {}: {}{} to {}{}\n", l.id, l.prefix, l.first, l.prefix, l.last),
+        Some(l) => text += &format!("leased block {}: {} to {}\n", l.id, serial(l.first), serial(l.last)),
         None => text += "no new block needed\n",
     }
     text += &format!("{} leased serial(s) in hand", t.remaining);
@@ -106,12 +112,12 @@ fn lease(st: &Station, r: &crate::config::RegistrySection, below: u64) -> Result
 fn status(r: &crate::config::RegistrySection) -> Result<Box<dyn Report>> {
     let rows = queries::status(&mut client(r)?)?;
     let mut text = format!(
-        "{:<20} {:>10} {:>10} {:>8} {:>8} {:>9}  {:<21} CAS\n",
+        "{:<20} {:>10} {:>10} {:>8} {:>8} {:>9}  {:<30} CAS\n",
         "STATION", "FORWARDED", "LEDGER", "BACKLOG", "LAG", "ISSUED", "LAST SEEN"
     );
     for s in &rows {
         text += &format!(
-            "{:<20} {:>10} {:>10} {:>8} {:>8} {:>9}  {:<21} {}\n",
+            "{:<20} {:>10} {:>10} {:>8} {:>8} {:>9}  {:<30} {}\n",
             s.station,
             s.forwarded_seq,
             s.ledger_seq,
