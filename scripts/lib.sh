@@ -6,8 +6,10 @@ export REPO
 
 log() { printf '%s\n' "$*" >&2; }
 
-# Debian packages: the HSM, PKCS#11 tools, the verifier, ptys, the MQTT broker.
-STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 socat mosquitto mosquitto-clients libengine-pkcs11-openssl python3-venv)
+# Debian packages: the HSM, PKCS#11 tools, the verifier, ptys, the MQTT broker, and OpenSSL's headers (the registry
+# client's TLS links the system OpenSSL).
+STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 socat mosquitto mosquitto-clients libengine-pkcs11-openssl python3-venv
+  libssl-dev pkg-config)
 
 # Installs the missing ones of the named packages (default: STATION_APT_PACKAGES).
 ensure_packages() {

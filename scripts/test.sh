@@ -7,6 +7,7 @@ cd "$REPO"
 
 ensure_packages
 "$REPO/scripts/tokens.sh" ensure # swtpm + tpm2-pkcs11 and opencryptoki, for the token tests
+"$REPO/scripts/pg.sh" ensure     # PostgreSQL, for the fleet registry tests (each test starts its own server)
 ensure_rust
 "$REPO/scripts/python-env.sh"
 export STATION_VENV_PYTHON="${STATION_VENV:-$REPO/.venv}/bin/python"

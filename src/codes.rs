@@ -54,6 +54,7 @@ const E5: Option<i32> = Some(5);
 const E6: Option<i32> = Some(6);
 const E7: Option<i32> = Some(7);
 const E8: Option<i32> = Some(8);
+const E10: Option<i32> = Some(10);
 const NONE: Option<i32> = None;
 
 /// Station-side engine codes a device may receive: they are also counted in the ledger's refusals.
@@ -135,6 +136,13 @@ pub const ALL: &[Code] = &[
     c("serial-already-issued", false, E7, ENGINE, "The serial has a certificate for another key."),
     c("key-reuse", false, E7, ENGINE, "This key has a certificate under another serial."),
     c("reissue-nothing-issued", false, E7, CLI | LEDGER, "--reissue for a serial that has no certificate."),
+    c(
+        "serial-lease-unavailable",
+        true,
+        E7,
+        ENGINE,
+        "station mode with a registry: no leased serial is left and no block could be leased yet.",
+    ),
     c("issuance-halted", true, E7, ENGINE, "The daemon stopped new issuance (AWS IoT verification failed or stale)."),
     c("stored-hash-mismatch", true, E7, ENGINE, "The device stored a chain whose SHA-256 differs from the one sent."),
     // AWS IoT (docs/aws.md).
@@ -176,6 +184,22 @@ pub const ALL: &[Code] = &[
     c("aws-template-missing", false, E8, CLI | LEDGER, "No JITP template with the registered CA."),
     c("aws-subject-limit", false, E8, CLI | LEDGER, "10 CAs already share the subject in the region."),
     c("aws-verify-internal", false, E8, CLI | LEDGER, "A pair's check did not finish (an internal error)."),
+    // The fleet registry (exit 10).
+    c("registry-not-configured", false, E10, CLI, "A registry command without a [registry] section."),
+    c("registry-password-missing", false, E10, CLI, "Neither STATION_REGISTRY_PASSWORD nor password_file gives one."),
+    c("registry-password-file-permissions", false, E10, CLI, "The password file has bits for group or others."),
+    c("registry-password-file-unreadable", false, E10, CLI, "The password file cannot be read."),
+    c("registry-ca-file-unreadable", false, E10, CLI, "[registry] ca_file cannot be read as PEM certificates."),
+    c("registry-unreachable", true, E10, CLI, "PostgreSQL cannot be reached, or the connection broke."),
+    c("registry-auth-failed", false, E10, CLI, "PostgreSQL refused the role or its password."),
+    c("registry-tls-failed", false, E10, CLI, "The TLS handshake or the server's certificate check failed."),
+    c("registry-schema-too-new", false, E10, CLI, "The registry's schema is newer than this station."),
+    c("registry-schema-missing", false, E10, CLI, "The registry has no schema, or an older one: run registry init."),
+    c("registry-station-conflict", false, E10, CLI, "The station id belongs to another station's ledger and key."),
+    c("registry-diverged", false, E10, CLI, "The registry's copy of this station differs from its ledger."),
+    c("registry-out-of-step", true, E10, CLI, "Another forwarder of this station moved the registry on."),
+    c("registry-no-free-block", false, E10, CLI, "Every serial of the prefix's range is leased."),
+    c("registry-query-failed", true, E10, CLI, "A statement failed; its transaction was rolled back."),
     // Usage (exit 2).
     c("init-station-exists", false, E2, CLI, "init into a folder that already holds station.toml or station.db."),
     c("output-exists", false, E2, CLI, "ca create --intermediate would overwrite --csr-out."),

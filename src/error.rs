@@ -17,6 +17,7 @@ pub mod exit {
     pub const POLICY: i32 = 7;
     pub const AWS: i32 = 8;
     pub const AUDIT: i32 = 9;
+    pub const REGISTRY: i32 = 10;
 }
 
 /// Any failure the library reports.
@@ -36,6 +37,8 @@ pub enum Error {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Issue(#[from] IssueError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("{message}")]
     Io {
         code: &'static str,
@@ -84,6 +87,7 @@ impl Error {
             Error::Aws(e) => Some(e),
             Error::Pki(e) => Some(e),
             Error::Issue(e) => Some(e),
+            Error::Registry(e) => Some(e),
             Error::Io { .. } | Error::Usage { .. } => None,
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! The folders follow the path of one device: `serial` → the bench protocol (its own crate, `station-protocol`,
 //! shared with the simulator) → `bench` → `issue` → `hsm` → `ledger`. Around that path sit `ca` (CA lifecycle),
-//! `aws` (AWS IoT registration), `audit` and `config`, and `cli`, which turns each command into a report.
+//! `aws` (AWS IoT registration), `audit` and `config`, `registry` (the fleet registry on PostgreSQL) and `cli`,
+//! which turns each command into a report.
 
 #![cfg_attr(not(test), forbid(unsafe_code))]
 
@@ -18,6 +19,7 @@ pub mod hsm;
 pub mod issue;
 pub mod ledger;
 pub mod pki;
+pub mod registry;
 pub mod serial;
 pub mod softhsm;
 #[cfg(feature = "test-hooks")]

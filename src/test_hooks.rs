@@ -28,3 +28,19 @@ pub fn panic_if_marked(msg: &[u8]) {
         panic!("test hook: panic while signing a message marked {:?}", String::from_utf8_lossy(marker));
     }
 }
+
+/// The environment variable naming a pause point, and the file the process creates when it reaches it.
+pub const PAUSE_POINT_ENV: &str = "STATION_TEST_PAUSE_POINT";
+pub const PAUSE_MARKER_ENV: &str = "STATION_TEST_PAUSE_MARKER";
+
+/// When [`PAUSE_POINT_ENV`] names `point`: creates the marker file and waits there (a minute at most) so that a test
+/// can kill the process at exactly this point.
+pub fn pause_point(point: &str) {
+    if std::env::var_os(PAUSE_POINT_ENV).is_none_or(|p| p != point) {
+        return;
+    }
+    if let Some(marker) = std::env::var_os(PAUSE_MARKER_ENV) {
+        let _ = std::fs::write(marker, point);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}

@@ -72,6 +72,22 @@ fn remove_key_on_error<T>(hsm: &Hsm, key: &HsmKey, rest: impl FnOnce() -> Result
     result
 }
 
+/// Adopts a CA key that is already in the token under the label `name` (a network HSM that several stations log
+/// into, where one station made the key): records it as a pending CA, so that `import` can then store its
+/// certificate after the same checks. The key stays where it is.
+pub fn adopt_existing_key(hsm: &Arc<Hsm>, ledger: &mut Ledger, name: &str) -> Result<CaRow> {
+    check_name(name)?;
+    if ledger.ca(name)?.is_some() {
+        return Err(CaError::NameTaken { name: name.into() }.into());
+    }
+    let key = HsmKey::open(hsm, &KeyUri::new(hsm.token_label(), name))?;
+    let new = NewCa { name: name.into(), key_type: key.key_type(), subject: String::new(), days: 0 };
+    let mut row = base_row(&new, &key, "");
+    row.state = CaState::Pending;
+    row.state = ledger.insert_ca(&row, "ca-key-adopted")?;
+    Ok(row)
+}
+
 /// Stores the root-signed certificate for a pending CA after checking it: the public key must be the
 /// HSM key, it must be a CA valid now, and it must verify under the chain given.
 pub fn import(hsm: &Arc<Hsm>, ledger: &mut Ledger, name: &str, cert: &[u8], chain: Option<&[u8]>) -> Result<CaRow> {

@@ -80,6 +80,11 @@ pub struct ImportArgs {
     /// The issuers above it, nearest first, up to and including the root (PEM).
     #[arg(long)]
     pub chain: Option<PathBuf>,
+    /// The CA's key is already in the token under the label NAME (one CA key in a network HSM shared by several
+    /// stations): adopt it instead of a pending CA made by `ca create --intermediate`. The certificate must be for
+    /// that key.
+    #[arg(long)]
+    pub existing_key: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,7 +107,11 @@ pub fn run(cli: &Cli, cmd: &CaCommand) -> Result<Box<dyn Report>> {
         CaCommand::Import(a) => {
             let cert = read(&a.cert)?;
             let chain = a.chain.as_deref().map(read).transpose()?;
-            let row = ca::import(&st.hsm()?, &mut st.ledger()?, &a.name, &cert, chain.as_deref())?;
+            let (hsm, mut ledger) = (st.hsm()?, st.ledger()?);
+            if a.existing_key && ledger.ca(&a.name)?.is_none() {
+                ca::adopt_existing_key(&hsm, &mut ledger, &a.name)?;
+            }
+            let row = ca::import(&hsm, &mut ledger, &a.name, &cert, chain.as_deref())?;
             let text = format!("imported CA {} ({}), state {}", row.name, row.subject, row.state.as_str());
             Ok(Output::new(CaView::from(&row), text))
         }

@@ -7,6 +7,7 @@ mod hsm;
 mod init;
 mod issue;
 mod output;
+mod registry;
 mod serve;
 mod status;
 
@@ -79,6 +80,9 @@ pub enum Command {
     /// Audits: verify the ledger.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The fleet registry on PostgreSQL: init, push, lease, status, find, verify, export, reconcile.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
 }
 
 /// The environment the PKCS#11 module must find: `[hsm] module_env` of the config this command uses, or
@@ -104,6 +108,7 @@ pub fn run(cli: &Cli) -> Result<Box<dyn Report>> {
         Command::Audit(c) => audit::run(cli, c),
         Command::Serve(a) => serve::run(cli, a),
         Command::Status => status::run(cli),
+        Command::Registry(c) => registry::run(cli, c),
     }
 }
 

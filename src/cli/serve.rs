@@ -41,7 +41,8 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
     hsm.on_health(Arc::new(|event: &crate::hsm::HealthEvent| {
         println!("STATION    {event}");
     }));
-    let engine = Arc::new(Engine::open(&st.config, hsm)?);
+    let engine = Arc::new(Engine::open(&st.config, hsm.clone())?);
+    let mut registry = start_registry(&st.config, &engine, hsm)?;
     let s = &st.config.serve;
     let json = cli.json;
     let stats = Arc::new(BenchStats::default());
@@ -100,11 +101,15 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
     for t in threads {
         let _ = t.join();
     }
+    // The lease keeper stops before the writer does: a block it leases is recorded, never left for the next start.
+    registry.stop_keeper();
     match engine.checkpoint() {
         Ok(cp) => tracing::info!(seq = cp.seq, "shutdown checkpoint signed"),
         Err(e) => tracing::warn!(error = %e, "shutdown checkpoint failed"),
     }
     engine.close();
+    // The forwarder drains what the ledger holds now (the last devices, the shutdown checkpoint) and stops.
+    registry.stop_forwarder();
     let snap = stats.snapshot();
     if let Some(path) = &a.stats_out {
         let text = serde_json::to_string_pretty(&snap).unwrap_or_default();
@@ -115,6 +120,71 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
     let failed: u64 = snap.failures.values().sum();
     let text = format!("stopped: {} device(s) provisioned, {failed} failed; ledger flushed", snap.devices_ok);
     Ok(Output::new(snap, text))
+}
+
+/// The daemon's registry threads: stopped one after the other at shutdown.
+#[derive(Default)]
+struct RegistryThreads {
+    keeper: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    forwarder: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+impl RegistryThreads {
+    fn stop(slot: &mut Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>) {
+        if let Some((stop, t)) = slot.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = t.join();
+        }
+    }
+    fn stop_keeper(&mut self) {
+        Self::stop(&mut self.keeper);
+    }
+    fn stop_forwarder(&mut self) {
+        Self::stop(&mut self.forwarder);
+    }
+}
+
+/// With `[registry]`: the forwarder, and in station mode the lease keeper (which has a block in hand, or has said
+/// why not, before the benches start). Both print their changes as STATION lines; neither is on a device's path.
+fn start_registry(
+    cfg: &crate::config::Config,
+    engine: &Arc<Engine>,
+    hsm: Arc<crate::hsm::Hsm>,
+) -> Result<RegistryThreads> {
+    use crate::registry::{forward, leases, signer::HeadSigner};
+    let mut threads = RegistryThreads::default();
+    let Some(r) = &cfg.registry else { return Ok(threads) };
+    let thread_err =
+        |e| Error::io("serve-thread-failed", "cannot start the registry threads", "check system limits", e);
+    let notify = || -> forward::Notify { Box::new(|msg: &str| println!("STATION    {msg}")) };
+    if let Some(status) = engine.lease_status(true) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let keeper = leases::spawn_keeper(
+            cfg.clone(),
+            r.clone(),
+            engine.writer().clone(),
+            status.clone(),
+            stop.clone(),
+            notify(),
+        )
+        .map_err(thread_err)?;
+        threads.keeper = Some((stop, keeper));
+        // Give the keeper its first look before devices arrive (bounded: an absent registry never blocks serve).
+        let deadline = Instant::now() + Duration::from_secs(r.connect_timeout_secs + 1);
+        let conn = crate::ledger::open_connection(&cfg.ledger.path)?;
+        while Instant::now() < deadline
+            && status.last_error().is_none()
+            && crate::ledger::leases::remaining(&conn, &cfg.policy.serial_prefix)? == 0
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let signer = Arc::new(HeadSigner::new(hsm, cfg.ledger.path.clone()));
+    let state = Arc::new(forward::ForwardState::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let forwarder = forward::spawn(r.clone(), cfg, signer, stop.clone(), state, notify()).map_err(thread_err)?;
+    threads.forwarder = Some((stop, forwarder));
+    Ok(threads)
 }
 
 fn print_line(l: &OperatorLine, json: bool) {

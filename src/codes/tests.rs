@@ -8,6 +8,7 @@ use crate::error::Coded;
 use crate::issue::IssueError;
 use crate::ledger::LedgerError;
 use crate::pki::PkiError;
+use crate::registry::RegistryError;
 use station_devsim::DevsimError;
 use station_protocol::{FrameError, codes as wire};
 use std::collections::BTreeSet;
@@ -67,6 +68,7 @@ fn every_variant_of_every_module_error_is_registered_with_its_retryable_and_exit
         IssueError::SerialPattern { serial: s(), pattern: s() },
         IssueError::SerialNotAllowed(s()),
         IssueError::SerialRangeExhausted { prefix: s(), first: 1, last: 1 },
+        IssueError::SerialLeaseUnavailable(s()),
         IssueError::SerialAlreadyIssued { serial: s(), issued_at: s(), ca: s() },
         IssueError::KeyReuse { serial: s() },
         IssueError::NothingToReissue(s()),
@@ -87,6 +89,7 @@ fn every_variant_of_every_module_error_is_registered_with_its_retryable_and_exit
             | IssueError::SerialPattern { .. }
             | IssueError::SerialNotAllowed(_)
             | IssueError::SerialRangeExhausted { .. }
+            | IssueError::SerialLeaseUnavailable(_)
             | IssueError::SerialAlreadyIssued { .. }
             | IssueError::KeyReuse { .. }
             | IssueError::NothingToReissue(_)
@@ -203,6 +206,42 @@ fn every_variant_of_every_module_error_is_registered_with_its_retryable_and_exit
             | AwsError::VerificationFailed(_) => same(e),
         }
     }
+    let registry = [
+        RegistryError::NotConfigured,
+        RegistryError::PasswordMissing(s()),
+        RegistryError::PasswordFilePermissions { path: p.clone(), mode: 0o644 },
+        RegistryError::PasswordFileUnreadable { path: p.clone(), problem: s() },
+        RegistryError::CaFileUnreadable { path: p.clone(), problem: s() },
+        RegistryError::Unreachable { target: s(), problem: s() },
+        RegistryError::AuthFailed { target: s(), user: s(), problem: s() },
+        RegistryError::Tls { target: s(), problem: s() },
+        RegistryError::SchemaTooNew { found: 2, known: 1 },
+        RegistryError::SchemaMissing { found: 0, known: 1 },
+        RegistryError::StationConflict { station: s(), why: s() },
+        RegistryError::Diverged { station: s(), why: s() },
+        RegistryError::OutOfStep { station: s(), registry_seq: 1 },
+        RegistryError::NoFreeBlock(s()),
+        RegistryError::Query { op: "x", problem: s() },
+    ];
+    for e in &registry {
+        match e {
+            RegistryError::NotConfigured
+            | RegistryError::PasswordMissing(_)
+            | RegistryError::PasswordFilePermissions { .. }
+            | RegistryError::PasswordFileUnreadable { .. }
+            | RegistryError::CaFileUnreadable { .. }
+            | RegistryError::Unreachable { .. }
+            | RegistryError::AuthFailed { .. }
+            | RegistryError::Tls { .. }
+            | RegistryError::SchemaTooNew { .. }
+            | RegistryError::SchemaMissing { .. }
+            | RegistryError::StationConflict { .. }
+            | RegistryError::Diverged { .. }
+            | RegistryError::OutOfStep { .. }
+            | RegistryError::NoFreeBlock(_)
+            | RegistryError::Query { .. } => same(e),
+        }
+    }
     let devsim = [
         DevsimError::usage("serial-needs-count-1", "", ""),
         DevsimError::CaRead { path: p.clone(), source: io() },
@@ -310,7 +349,7 @@ fn every_code_literal_in_the_sources_is_registered() {
 /// above its table, if any.
 fn table_codes(text: &str) -> Vec<(String, Option<i32>, String)> {
     let code = regex::Regex::new(r"`([a-z0-9]+(?:-[a-z0-9]+)*)`").unwrap();
-    let heading = regex::Regex::new(r"^\*\*.*\(exit (\d)\)\*\*").unwrap();
+    let heading = regex::Regex::new(r"^\*\*.*\(exit (\d+)\)\*\*").unwrap();
     let mut exit = None;
     let mut out = Vec::new();
     for line in text.lines() {

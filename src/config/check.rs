@@ -11,6 +11,9 @@ pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
     if let Some(aws) = &cfg.aws {
         super::aws::check(aws, path)?;
     }
+    if let Some(r) = &cfg.registry {
+        super::registry::check(r, path)?;
+    }
     let id = &cfg.station.id;
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return bad("station.id", format!("is {id:?}"), "use 1-64 characters from A-Z a-z 0-9 - _ .");

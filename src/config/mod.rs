@@ -5,10 +5,12 @@ mod aws;
 mod check;
 pub use check::check_bench_list;
 mod model;
+mod registry;
 mod serve;
 
 pub use aws::*;
 pub use model::*;
+pub use registry::RegistrySection;
 pub use serve::{BenchSection, ServeSection};
 
 use crate::error::{Coded, exit};

@@ -25,6 +25,9 @@ pub struct Config {
     pub serve: super::ServeSection,
     #[serde(default)]
     pub audit: AuditSection,
+    /// The fleet registry (optional): forwarding and serial blocks.
+    #[serde(default)]
+    pub registry: Option<super::RegistrySection>,
     /// The file this was read from (not part of the file).
     #[serde(skip)]
     pub source: PathBuf,
@@ -250,6 +253,9 @@ impl Config {
         self.hsm.pin_file = self.hsm.pin_file.as_ref().map(abs);
         if let Some(aws) = &mut self.aws {
             aws.resolve(base);
+        }
+        if let Some(r) = &mut self.registry {
+            r.resolve(base);
         }
     }
 }

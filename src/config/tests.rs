@@ -103,3 +103,24 @@ fn a_serial_prefix_or_pattern_that_could_make_an_unencodable_serial_is_refused_a
     load(&jitp.replace("mode = \"jitp\"", "mode = \"jitr\"")).expect("JITR makes no thing name from the serial");
     assert_eq!(load(MINIMAL).unwrap().policy.serial_pattern, DEFAULT_SERIAL_PATTERN);
 }
+
+#[test]
+fn a_registry_section_resolves_its_files_and_refuses_a_password_in_the_url_and_a_low_water_above_the_block() {
+    let with = |extra: &str| {
+        format!(
+            "{MINIMAL}[registry]\nurl = \"host=db.example port=5432 user=st dbname=fleet sslmode=require\"\npassword_file = \"pw\"\n{extra}"
+        )
+    };
+    let cfg = load(&with("")).expect("valid");
+    let r = cfg.registry.as_ref().unwrap();
+    assert_eq!(r.password_file.as_deref(), Some(Path::new("/etc/station/pw")));
+    assert_eq!((r.lease_size, r.low_water(), r.batch_max), (1000, 500, 1000));
+    let err = load(&with("").replace("user=st", "user=st password=hunter2")).unwrap_err();
+    assert_eq!(err.code(), "config-field-invalid");
+    assert!(err.to_string().contains("registry.url") && !err.to_string().contains("hunter2"), "{err}");
+    let err = load(&with("lease_size = 100\nlease_low_water = 100\n")).unwrap_err();
+    assert!(err.to_string().contains("registry.lease_low_water"), "{err}");
+    let err = load(&with("").replace("sslmode=require", "sslmode=verify-full")).unwrap_err();
+    assert!(err.to_string().contains("registry.url"), "{err}");
+    assert!(load(MINIMAL).unwrap().registry.is_none(), "without [registry] nothing changes");
+}

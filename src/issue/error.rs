@@ -23,6 +23,8 @@ pub enum IssueError {
     SerialPattern { serial: String, pattern: String },
     #[error("this station allocates serials; a device serial ({0:?}) is not accepted")]
     SerialNotAllowed(String),
+    #[error("no leased serial is left, and no new block could be leased from the registry: {0}")]
+    SerialLeaseUnavailable(String),
     #[error("the serial range is used up ({prefix}{first}..{prefix}{last})")]
     SerialRangeExhausted { prefix: String, first: u64, last: u64 },
     #[error("serial {serial:?} already has a certificate for another key (issued {issued_at} under CA {ca})")]
@@ -51,6 +53,7 @@ impl Coded for IssueError {
             IssueError::SerialPattern { .. } => "serial-pattern-mismatch",
             IssueError::SerialNotAllowed(_) => "serial-not-allowed",
             IssueError::SerialRangeExhausted { .. } => "serial-range-exhausted",
+            IssueError::SerialLeaseUnavailable(_) => "serial-lease-unavailable",
             IssueError::SerialAlreadyIssued { .. } => "serial-already-issued",
             IssueError::KeyReuse { .. } => "key-reuse",
             IssueError::NothingToReissue(_) => "reissue-nothing-issued",
@@ -89,6 +92,11 @@ impl Coded for IssueError {
                     .into()
             }
             IssueError::SerialRangeExhausted { .. } => "widen [policy] serial_last, or start a new prefix".into(),
+            IssueError::SerialLeaseUnavailable(_) => {
+                "the station leases serial blocks from the fleet registry; bring the registry back (`station \
+                 registry status`); devices retry by themselves and issuing resumes with the next block"
+                    .into()
+            }
             IssueError::SerialAlreadyIssued { .. } => {
                 "if this device really has a new key, re-issue with --reissue --reason TEXT".into()
             }
@@ -110,6 +118,8 @@ impl Coded for IssueError {
             // Halted: issuance resumes once the cause is fixed. A stored-hash mismatch: the device starts again from
             // HELLO and gets the identical chain.
             IssueError::Halted(_) | IssueError::StoredHashMismatch { .. } => true,
+            // The lease keeper leases the next block as soon as the registry answers.
+            IssueError::SerialLeaseUnavailable(_) => true,
             IssueError::CsrTooLarge { .. }
             | IssueError::CsrMalformed(_)
             | IssueError::CsrBadSignature(_)

@@ -122,14 +122,30 @@ pub struct Engine {
     state_dir: PathBuf,
     checkpoint_every: u64,
     new_since_start: std::sync::atomic::AtomicU64,
+    /// With `[registry]` in station mode: serials come from leased blocks (see `registry::leases`).
+    leasing: Option<Leasing>,
+}
+
+/// How this engine gets serial blocks.
+struct Leasing {
+    config: Config,
+    status: Arc<crate::registry::leases::LeaseStatus>,
+    /// A keeper thread leases in the background (the daemon); without one, `reserve` leases itself (the CLI).
+    keeper: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
     /// Loads policy and the active CA, and starts the ledger writer.
     pub fn open(cfg: &Config, hsm: Arc<Hsm>) -> Result<Engine> {
         let ledger = Ledger::open(&cfg.ledger.path)?;
-        let policy =
+        let mut policy =
             Policy::from_config(&cfg.policy, crate::aws::template::serial_rule(cfg.aws.as_ref(), Path::new("/")));
+        let leasing = (cfg.registry.is_some() && policy.source == SerialSource::Station).then(|| Leasing {
+            config: cfg.clone(),
+            status: Arc::default(),
+            keeper: std::sync::atomic::AtomicBool::new(false),
+        });
+        policy.format.leased = leasing.is_some();
         let row = ledger.active_ca()?.ok_or(CaError::NoneActive)?;
         let active = ActiveCa::load(&hsm, &row, policy.include_root)?;
         drop(ledger);
@@ -146,7 +162,18 @@ impl Engine {
             state_dir: cfg.station.state_dir.clone(),
             checkpoint_every: cfg.audit.checkpoint_every,
             new_since_start: std::sync::atomic::AtomicU64::new(0),
+            leasing,
         })
+    }
+
+    /// The leasing state, when serials come from registry blocks; the caller that starts a keeper thread marks it
+    /// (from then on a bench never waits on the network for a serial).
+    pub fn lease_status(&self, keeper: bool) -> Option<Arc<crate::registry::leases::LeaseStatus>> {
+        let l = self.leasing.as_ref()?;
+        if keeper {
+            l.keeper.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Some(l.status.clone())
     }
 
     pub fn policy(&self) -> &Policy {
@@ -310,11 +337,29 @@ impl Engine {
     /// Reserves the next station serial (durably), for a device that has said HELLO.
     pub fn reserve(&self) -> Result<Reservation> {
         let f = &self.policy.format;
-        Ok(self.writer.reserve(f.clone())?.ok_or_else(|| IssueError::SerialRangeExhausted {
-            prefix: f.prefix.clone(),
-            first: f.first,
-            last: f.last,
-        })?)
+        let exhausted = || IssueError::SerialRangeExhausted { prefix: f.prefix.clone(), first: f.first, last: f.last };
+        if let Some(r) = self.writer.reserve(f.clone())? {
+            return Ok(r);
+        }
+        let Some(leasing) = &self.leasing else { return Err(exhausted().into()) };
+        if !leasing.keeper.load(std::sync::atomic::Ordering::Relaxed) {
+            // The command line: lease a block here (no device waits on this), then reserve from it.
+            let r = leasing.config.registry.as_ref().ok_or(crate::registry::RegistryError::NotConfigured)?;
+            match crate::registry::leases::top_up(&leasing.config, r, &self.writer, 0, true) {
+                Ok(_) => return self.writer.reserve(f.clone())?.ok_or_else(|| exhausted().into()),
+                Err(crate::Error::Registry(crate::registry::RegistryError::NoFreeBlock(_))) => {
+                    return Err(exhausted().into());
+                }
+                Err(e) => return Err(IssueError::SerialLeaseUnavailable(format!("[{}] {e}", e.code())).into()),
+            }
+        }
+        leasing.status.poke();
+        Err(match leasing.status.last_error() {
+            Some(("registry-no-free-block", _)) => exhausted(),
+            Some((code, why)) => IssueError::SerialLeaseUnavailable(format!("[{code}] {why}")),
+            None => IssueError::SerialLeaseUnavailable("the next block is being leased".into()),
+        }
+        .into())
     }
 
     fn device_serial(&self, given: Option<&str>, cn: Option<&str>) -> Result<String, IssueError> {

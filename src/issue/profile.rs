@@ -47,6 +47,7 @@ impl Policy {
                 width: p.serial_width,
                 first: p.serial_first,
                 last: p.serial_last,
+                leased: false,
             },
             include_root: p.include_root,
             rule,

@@ -92,6 +92,38 @@ pub fn append(
     })
 }
 
+/// Up to `limit` events after `after`, in order (the forwarder's batches).
+pub fn after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>, LedgerError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT seq, at, kind, subject, ref_id, detail, prev_hash, row_hash FROM events WHERE seq > ?1 \
+             ORDER BY seq LIMIT ?2",
+        )
+        .map_err(LedgerError::sql("read events"))?;
+    let rows = st.query_map(params![after, limit as i64], from_row).map_err(LedgerError::sql("read events"))?;
+    rows.collect::<Result<_, _>>().map_err(LedgerError::sql("read events"))
+}
+
+/// The event `seq`, if the chain has it.
+pub fn at(conn: &Connection, seq: i64) -> Result<Option<Event>, LedgerError> {
+    conn.prepare_cached("SELECT seq, at, kind, subject, ref_id, detail, prev_hash, row_hash FROM events WHERE seq = ?1")
+        .and_then(|mut st| st.query_row([seq], from_row).optional())
+        .map_err(LedgerError::sql("read event"))
+}
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        kind: r.get(2)?,
+        subject: r.get(3)?,
+        ref_id: r.get(4)?,
+        detail: r.get(5)?,
+        prev_hash: r.get(6)?,
+        row_hash: r.get(7)?,
+    })
+}
+
 /// Walks the whole chain in order, calling `visit` for each event that verifies; stops at the first
 /// break and names it.
 pub fn walk(conn: &Connection, mut visit: impl FnMut(&Event)) -> Result<ChainReport, LedgerError> {

@@ -4,10 +4,11 @@
 
 mod aws;
 mod cas;
-mod chain;
+pub mod chain;
 pub mod checkpoints;
 mod error;
 pub mod issuances;
+pub mod leases;
 mod writer;
 
 pub use aws::{AwsRegistration, AwsVerification};
@@ -16,6 +17,7 @@ pub use chain::{ChainReport, Event, GENESIS, head as chain_head, walk as walk_ch
 pub use checkpoints::Checkpoint;
 pub use error::LedgerError;
 pub use issuances::{InsertConflict, IssuanceRow, NewIssuance};
+pub use leases::Lease;
 pub use writer::{Reservation, SerialFormat, Writer};
 
 use rusqlite::Connection;
@@ -24,11 +26,15 @@ use std::path::{Path, PathBuf};
 
 /// The schema versions this binary knows, oldest first.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_init.sql")), M::up(include_str!("migrations/002_aws.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/001_init.sql")),
+        M::up(include_str!("migrations/002_aws.sql")),
+        M::up(include_str!("migrations/003_leases.sql")),
+    ])
 }
 
 /// The newest schema version this binary can use.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// An open ledger.
 pub struct Ledger {

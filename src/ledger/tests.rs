@@ -57,3 +57,26 @@ fn chain_names_a_deleted_row() {
     let bad = chain::walk(l.conn(), |_| {}).unwrap();
     assert_eq!(bad.first_bad.map(|b| b.0), Some(3));
 }
+
+#[test]
+fn leased_reservation_draws_only_from_recorded_blocks_in_order_and_a_lease_is_chained_once() {
+    let (dir, l) = temp_ledger();
+    drop(l);
+    let path = dir.path().join("station.db");
+    let w = Writer::start(&path, 8).unwrap();
+    let f = SerialFormat { prefix: "SN-".into(), width: 6, first: 1, last: 999_999, leased: true };
+    assert_eq!(w.reserve(f.clone()).unwrap(), None, "no lease, no serial");
+    w.record_lease(Lease { id: 7, prefix: "SN-".into(), first: 101, last: 102 }).unwrap();
+    w.record_lease(Lease { id: 9, prefix: "SN-".into(), first: 301, last: 301 }).unwrap();
+    w.record_lease(Lease { id: 7, prefix: "SN-".into(), first: 101, last: 102 }).unwrap();
+    let got: Vec<String> = (0..3).map(|_| w.reserve(f.clone()).unwrap().unwrap().serial).collect();
+    assert_eq!(got, ["SN-000101", "SN-000102", "SN-000301"]);
+    assert_eq!(w.reserve(f.clone()).unwrap(), None, "every leased number is reserved");
+    w.close();
+    let conn = open_connection(&path).unwrap();
+    let leased: i64 =
+        conn.query_row("SELECT COUNT(*) FROM events WHERE kind = 'serial-leased'", [], |r| r.get(0)).unwrap();
+    assert_eq!(leased, 2, "recording a lease again changes nothing");
+    assert_eq!(leases::remaining(&conn, "SN-").unwrap(), 3, "the three reservations are not consumed yet");
+    assert_eq!(chain::walk(&conn, |_| {}).unwrap().first_bad, None);
+}

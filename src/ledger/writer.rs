@@ -24,6 +24,8 @@ pub struct SerialFormat {
     pub width: usize,
     pub first: u64,
     pub last: u64,
+    /// Numbers come only from blocks leased from the fleet registry (`[registry]`), not from `first..=last` alone.
+    pub leased: bool,
 }
 
 impl SerialFormat {
@@ -47,6 +49,7 @@ enum Op {
     Refusal { code: String, bench: String, serial: String, ca: String },
     Event { kind: String, subject: String, ref_id: Option<i64>, detail: String, reply: Reply<()> },
     Head(Reply<Head>),
+    RecordLease(super::Lease, Reply<()>),
     StoreCheckpoint { head: Head, ca: String, key_uri: String, signature: Vec<u8>, reply: Reply<super::Checkpoint> },
 }
 
@@ -59,6 +62,7 @@ impl Op {
             Op::Reserve(_, reply) => drop(reply.send(not_committed(e))),
             Op::Event { reply, .. } => drop(reply.send(not_committed(e))),
             Op::Head(reply) => drop(reply.send(not_committed(e))),
+            Op::RecordLease(_, reply) => drop(reply.send(not_committed(e))),
             Op::StoreCheckpoint { reply, .. } => drop(reply.send(not_committed(e))),
             Op::Release(n) => drop(in_flight.remove(&n)),
             Op::Refusal { .. } => {}
@@ -159,6 +163,11 @@ impl Writer {
         signature: Vec<u8>,
     ) -> Result<super::Checkpoint, LedgerError> {
         self.call(|r| Op::StoreCheckpoint { head, ca: ca.into(), key_uri: key_uri.into(), signature, reply: r })
+    }
+
+    /// Records a serial block leased from the registry (durably, chained) before any of it is used.
+    pub fn record_lease(&self, lease: super::Lease) -> Result<(), LedgerError> {
+        self.call(|r| Op::RecordLease(lease, r))
     }
 
     /// Reserves the lowest free station serial (durably). `None` when the range is used up.
@@ -330,6 +339,7 @@ fn apply(
             finish(chain::append(conn, &kind, &subject, ref_id, &detail).map(|_| ()), reply)
         }
         Op::Head(reply) => finish(super::checkpoints::head(conn), reply),
+        Op::RecordLease(lease, reply) => finish(super::leases::record(conn, &lease), reply),
         Op::StoreCheckpoint { head, ca, key_uri, signature, reply } => {
             finish(super::checkpoints::store(conn, &head, &ca, &key_uri, &signature), reply)
         }
@@ -384,7 +394,14 @@ fn reserve(conn: &Connection, f: &SerialFormat, in_flight: &HashSet<i64>) -> Res
         .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
         .map_err(LedgerError::sql("read reservations"))?
         .flatten();
-    let next = max.map_or(f.first, |m| (m as u64).saturating_add(1).max(f.first));
+    let next = if f.leased {
+        match super::leases::next_number(conn, &f.prefix, max.map_or(0, |m| m as u64))? {
+            Some(n) => n,
+            None => return Ok(None),
+        }
+    } else {
+        max.map_or(f.first, |m| (m as u64).saturating_add(1).max(f.first))
+    };
     if next > f.last {
         return Ok(None);
     }
@@ -469,7 +486,7 @@ mod tests {
         conn.busy_timeout(std::time::Duration::ZERO).unwrap();
         let (event_tx, event_rx) = sync_channel(1);
         let (reserve_tx, reserve_rx) = sync_channel(1);
-        let format = SerialFormat { prefix: "SN-".into(), width: 4, first: 1, last: 9 };
+        let format = SerialFormat { prefix: "SN-".into(), width: 4, first: 1, last: 9, leased: false };
         let batch = vec![
             Op::Event { kind: "test".into(), subject: "s".into(), ref_id: None, detail: "{}".into(), reply: event_tx },
             Op::Release(7),

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod mqtt;
+pub mod pg;
 pub mod sim;
 pub mod tokens;
 
