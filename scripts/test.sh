@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$REPO"
 
 ensure_packages
+ensure_packages chromium fonts-dejavu-core # headless Chromium renders the line view in tests/ops.rs
 "$REPO/scripts/tokens.sh" ensure # swtpm + tpm2-pkcs11 and opencryptoki, for the token tests
 ensure_rust
 "$REPO/scripts/python-env.sh"

@@ -191,6 +191,14 @@ pub const ALL: &[Code] = &[
     c("serve-thread-failed", true, E1, CLI, "The daemon cannot start its threads."),
     c("serve-runtime-failed", true, E1, CLI, "The daemon cannot start its runtime."),
     c("serve-signal-failed", true, E1, CLI, "The daemon cannot set up its signal handling."),
+    c(
+        "serve-thread-died",
+        true,
+        E1,
+        CLI,
+        "The daemon's ledger writer thread died; it exits for systemd to restart it.",
+    ),
+    c("http-bind-failed", true, E1, CLI, "The daemon cannot listen on [http] listen."),
     // Operator lines of `station serve` (not errors of a command).
     c("port-lost", true, NONE, CLI, "The device or its cable went away mid-session."),
     c("station-stopped", true, NONE, CLI, "The daemon stopped before the device finished."),

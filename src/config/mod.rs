@@ -4,10 +4,12 @@
 mod aws;
 mod check;
 pub use check::check_bench_list;
+mod http;
 mod model;
 mod serve;
 
 pub use aws::*;
+pub use http::HttpSection;
 pub use model::*;
 pub use serve::{BenchSection, ServeSection};
 

@@ -103,3 +103,17 @@ fn a_serial_prefix_or_pattern_that_could_make_an_unencodable_serial_is_refused_a
     load(&jitp.replace("mode = \"jitp\"", "mode = \"jitr\"")).expect("JITR makes no thing name from the serial");
     assert_eq!(load(MINIMAL).unwrap().policy.serial_pattern, DEFAULT_SERIAL_PATTERN);
 }
+
+#[test]
+fn the_http_endpoint_is_off_by_default_and_listens_outside_loopback_only_when_allowed() {
+    assert!(load(MINIMAL).unwrap().http.is_none(), "no [http]: no endpoint");
+    let on = load(&format!("{MINIMAL}\n[http]\nlisten = \"127.0.0.1:9464\"\n")).unwrap();
+    assert_eq!(on.http.unwrap().listen, "127.0.0.1:9464".parse().unwrap());
+    load(&format!("{MINIMAL}\n[http]\nlisten = \"[::1]:9464\"\n")).expect("IPv6 loopback");
+    let err = load(&format!("{MINIMAL}\n[http]\nlisten = \"0.0.0.0:9464\"\n")).unwrap_err();
+    assert_eq!(err.code(), "config-field-invalid");
+    assert!(err.to_string().contains("http.listen") && err.hint().contains("allow_remote"), "{err}");
+    load(&format!("{MINIMAL}\n[http]\nlisten = \"0.0.0.0:9464\"\nallow_remote = true\n")).expect("an explicit choice");
+    let err = load(&format!("{MINIMAL}\n[http]\nlisten = \"localhost\"\n")).unwrap_err();
+    assert_eq!(err.code(), "config-invalid", "not an address: {err}");
+}
