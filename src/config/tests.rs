@@ -117,3 +117,24 @@ fn the_http_endpoint_is_off_by_default_and_listens_outside_loopback_only_when_al
     let err = load(&format!("{MINIMAL}\n[http]\nlisten = \"localhost\"\n")).unwrap_err();
     assert_eq!(err.code(), "config-invalid", "not an address: {err}");
 }
+
+#[test]
+fn the_sample_config_parses_and_so_does_its_http_block_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("station.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(Config::from_toml(&text, &path).unwrap().http.is_none(), "the endpoint is off in the sample");
+    let on: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with("[http]") || rest.starts_with("listen =") || rest.starts_with("allow_remote =") =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let http = Config::from_toml(&on, &path).unwrap().http.expect("[http] uncommented");
+    assert_eq!((http.listen.to_string().as_str(), http.allow_remote), ("127.0.0.1:9464", false));
+}

@@ -159,17 +159,7 @@ impl Live {
 
     /// What is wrong with a bench for the watchdog (`Some` means: restart the station if it lasts).
     pub fn bench_fault(&self, v: &BenchView) -> Option<String> {
-        if !v.thread_alive && v.state != "stopped" {
-            return Some(format!("{}: its thread died; the supervisor restarts it", v.name));
-        }
-        let stalled = Duration::from_millis(v.since_beat_ms);
-        (v.thread_alive && stalled > self.stall_after).then(|| {
-            format!(
-                "{}: stalled for {} s (a call into the HSM or the ledger has not returned)",
-                v.name,
-                stalled.as_secs()
-            )
-        })
+        bench_fault(v, self.stall_after)
     }
 
     /// What is wrong with a bench for `/readyz`: a fault, or a port that is down.
@@ -250,6 +240,17 @@ impl Live {
     }
 }
 
+/// A bench's thread that died, or that has not gone round its loop for `stall_after`.
+fn bench_fault(v: &BenchView, stall_after: Duration) -> Option<String> {
+    if !v.thread_alive && v.state != "stopped" {
+        return Some(format!("{}: its thread died; the supervisor restarts it", v.name));
+    }
+    let stalled = Duration::from_millis(v.since_beat_ms);
+    (v.thread_alive && stalled > stall_after).then(|| {
+        format!("{}: stalled for {} s (a call into the HSM or the ledger has not returned)", v.name, stalled.as_secs())
+    })
+}
+
 impl GaugeSource for Live {
     fn gauges(&self) -> GaugeValues {
         let views = self.board.views();
@@ -272,5 +273,40 @@ impl GaugeSource for Live {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(state: &'static str, thread_alive: bool, since_beat_ms: u64) -> BenchView {
+        BenchView {
+            name: "bench-1".into(),
+            port: "/dev/ttyUSB0".into(),
+            state,
+            thread_alive,
+            since_beat_ms,
+            ok: 0,
+            failed: 0,
+            per_hour: 0.0,
+            last: None,
+            recent: Vec::new(),
+            last_error: None,
+            port_problem: None,
+        }
+    }
+
+    #[test]
+    fn a_dead_or_stalled_bench_thread_is_a_fault_for_the_watchdog_and_a_port_that_is_down_is_not() {
+        let stall = Duration::from_secs(70);
+        assert_eq!(bench_fault(&bench("idle", true, 50), stall), None);
+        assert_eq!(bench_fault(&bench("port-down", true, 20), stall), None, "a restart would not plug the adapter in");
+        assert_eq!(bench_fault(&bench("busy", true, 69_000), stall), None, "a long HSM wait, within the limit");
+        let stalled = bench_fault(&bench("busy", true, 71_000), stall).expect("stalled");
+        assert!(stalled.starts_with("bench-1: stalled for 71 s"), "{stalled}");
+        let dead = bench_fault(&bench("busy", false, 10), stall).expect("dead");
+        assert!(dead.contains("its thread died"), "{dead}");
+        assert_eq!(bench_fault(&bench("stopped", false, 90_000), stall), None, "stopped at shutdown");
     }
 }
