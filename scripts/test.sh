@@ -7,6 +7,7 @@ cd "$REPO"
 
 ensure_packages
 ensure_packages chromium fonts-dejavu-core # headless Chromium renders the line view in tests/ops.rs
+ensure_packages strace # tests/ports.rs traces the DTR/RTS requests a bench makes on its pty
 "$REPO/scripts/tokens.sh" ensure # swtpm + tpm2-pkcs11 and opencryptoki, for the token tests
 ensure_rust
 "$REPO/scripts/python-env.sh"

@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn a_failed_device_becomes_the_last_error_with_what_its_code_means_and_what_to_do() {
         let metrics = Metrics::new();
-        let section = BenchSection { name: "bench-1".into(), port: "/dev/ttyUSB0".into(), baud: 115_200 };
+        let section = BenchSection::new("bench-1", "/dev/ttyUSB0", 115_200);
         let board = Board::new(&[section], &metrics);
         let b = &board.benches()[0];
         assert_eq!(b.phase(), Phase::Starting);

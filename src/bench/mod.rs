@@ -36,8 +36,9 @@ pub struct Shared {
 }
 
 /// Drives one bench until the station stops, telling `state` what it does (the supervisor, the metrics and the line
-/// view read it).
-pub fn run(shared: Arc<Shared>, bench: BenchSection, state: Arc<BenchState>) {
+/// view read it). `first` is the port when `serve` opened it already at start-up (to refuse a port that another
+/// process holds before any bench starts).
+pub fn run(shared: Arc<Shared>, bench: BenchSection, state: Arc<BenchState>, mut first: Option<crate::serial::Tty>) {
     #[cfg(feature = "test-hooks")]
     if crate::test_hooks::fail_once(&format!("bench-dies-{}", bench.name)) {
         panic!("test hook: the thread of bench {} dies", bench.name);
@@ -45,9 +46,16 @@ pub fn run(shared: Arc<Shared>, bench: BenchSection, state: Arc<BenchState>) {
     let mut backoff = Duration::from_millis(100);
     let mut warned = false;
     while !shared.stopping.load(Ordering::Relaxed) {
-        match crate::serial::open(&bench.port, bench.baud) {
+        match first.take().map_or_else(|| crate::serial::open(&bench), Ok) {
             Ok(mut port) => {
-                tracing::info!(bench = %bench.name, port = %bench.port.display(), "port open");
+                // The configured path is resolved at every open: a by-id link finds an adapter that came back as
+                // another ttyUSBn.
+                tracing::info!(bench = %bench.name, port = %bench.port.display(), device = %port.device.display(),
+                    modem_lines = port.modem_lines, dtr = bench.dtr, rts = bench.rts, exclusive = bench.exclusive,
+                    "port open");
+                if !port.modem_lines && (bench.dtr || bench.rts) {
+                    tracing::info!(bench = %bench.name, "a pseudo-terminal has no modem lines: dtr/rts not applied");
+                }
                 state.port_opened();
                 backoff = Duration::from_millis(100);
                 warned = false;
@@ -67,10 +75,11 @@ pub fn run(shared: Arc<Shared>, bench: BenchSection, state: Arc<BenchState>) {
             }
             Err(e) => {
                 if !warned {
-                    tracing::warn!(bench = %bench.name, port = %bench.port.display(), error = %e, "cannot open port; retrying");
+                    tracing::warn!(bench = %bench.name, port = %bench.port.display(), code = e.code().unwrap_or(""),
+                        error = %e, hint = %e.hint(), "cannot open port; retrying");
                     warned = true;
                 }
-                state.port_down(&format!("cannot open {}: {e}", bench.port.display()));
+                state.port_down(&e.problem());
             }
         }
         sleep_unless_stopping(&shared, &state, backoff);

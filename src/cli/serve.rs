@@ -72,10 +72,13 @@ pub fn run(cli: &Cli, a: &ServeArgs) -> Result<Box<dyn Report>> {
         sup.start("http", None, Box::new(move || crate::http::start(listen, live.clone(), metrics.clone())))?;
         http_note = format!("; line view, /metrics, /healthz and /readyz on http://{listen}/");
     }
-    for (b, state) in benches.iter().zip(live.board.benches()) {
+    let ports = open_ports(&benches)?;
+    for ((b, state), port) in benches.iter().zip(live.board.benches()).zip(ports) {
         let (shared, b, state) = (shared.clone(), b.clone(), state.clone());
         let name = format!("bench:{}", b.name);
-        sup.start(&name, Some(state.clone()), Box::new(move || spawn_bench(&shared, &b, &state)))?;
+        let (mut first, watched) = (port, state.clone());
+        let spawn = move || spawn_bench(&shared, &b, &state, first.take());
+        sup.start(&name, Some(watched), Box::new(spawn))?;
     }
     let watch_stop = Arc::new(AtomicBool::new(false));
     if st.config.aws.as_ref().is_some_and(|a| a.require_verified) {
@@ -155,15 +158,35 @@ fn observe(
     (live, metrics)
 }
 
+/// Opens every bench's port before any bench starts, so that a port another process holds (a second station, a
+/// terminal program) stops `serve` with `serial-port-busy` instead of leaving a bench that waits for it. A port
+/// that cannot be opened for another reason (an adapter not plugged in yet) is left to its bench, which retries.
+fn open_ports(benches: &[BenchSection]) -> Result<Vec<Option<crate::serial::Tty>>> {
+    benches
+        .iter()
+        .map(|b| match crate::serial::open(b) {
+            Ok(port) => Ok(Some(port)),
+            Err(e @ crate::serial::OpenError::Busy { .. }) => Err(Error::io(
+                "serial-port-busy",
+                format!("bench {}: {e}", b.name),
+                e.hint(),
+                std::io::Error::new(std::io::ErrorKind::ResourceBusy, e.to_string()),
+            )),
+            Err(_) => Ok(None),
+        })
+        .collect()
+}
+
 fn spawn_bench(
     shared: &Arc<Shared>,
     b: &BenchSection,
     state: &Arc<bench::BenchState>,
+    first: Option<crate::serial::Tty>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let (shared, b, state) = (shared.clone(), b.clone(), state.clone());
     std::thread::Builder::new()
         .name(format!("bench-{}", b.name))
-        .spawn(move || bench::run(shared, b, state))
+        .spawn(move || bench::run(shared, b, state, first))
         .map_err(|e| Error::io("serve-thread-failed", "cannot start bench threads", "check system limits", e))
 }
 
@@ -198,7 +221,7 @@ fn parse_benches(specs: &[String]) -> Result<Vec<BenchSection>> {
         if name.is_empty() || path.is_empty() || out.iter().any(|b| b.name == name) {
             return Err(bad(s));
         }
-        out.push(BenchSection { name: name.into(), port: path.into(), baud });
+        out.push(BenchSection::new(name, path, baud));
     }
     crate::config::check_bench_list(&out).map_err(|(field, problem, fix)| {
         Error::usage("serve-bench-invalid", format!("--bench: {} {problem}", field.trim_start_matches("bench.")), fix)

@@ -138,3 +138,18 @@ fn the_sample_config_parses_and_so_does_its_http_block_uncommented() {
     let http = Config::from_toml(&on, &path).unwrap().http.expect("[http] uncommented");
     assert_eq!((http.listen.to_string().as_str(), http.allow_remote), ("127.0.0.1:9464", false));
 }
+
+#[test]
+fn a_bench_deasserts_dtr_and_rts_and_opens_exclusively_unless_told_otherwise() {
+    let bench = "[[bench]]\nname = \"bench-1\"\nport = \"/dev/serial/by-id/usb-x-if00-port0\"\n";
+    let b = load(&format!("{MINIMAL}\n{bench}")).unwrap().benches.remove(0);
+    assert_eq!((b.dtr, b.rts, b.exclusive, b.baud), (false, false, true, 115_200));
+    assert_eq!(b, BenchSection::new("bench-1", "/dev/serial/by-id/usb-x-if00-port0", 115_200));
+    let b = load(&format!("{MINIMAL}\n{bench}dtr = true\nrts = true\nexclusive = false\n")).unwrap().benches.remove(0);
+    assert_eq!((b.dtr, b.rts, b.exclusive), (true, true, false));
+    let err = load(&format!("{MINIMAL}\n{bench}dtr = \"on\"\n")).unwrap_err();
+    assert_eq!(err.code(), "config-invalid", "{err}");
+    assert!(err.to_string().contains("expected a boolean (line "), "says what and where: {err}");
+    let err = load(&format!("{MINIMAL}\n{bench}dsr = true\n")).unwrap_err();
+    assert_eq!(err.code(), "config-invalid", "an unknown field: {err}");
+}
