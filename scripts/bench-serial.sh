@@ -18,13 +18,15 @@
 #   --max-sessions N  [hsm] max_sessions (default: the config's, 4)
 #   --nice-sims       run the simulators at nice 19: devices have their own CPUs, so the station and its token get
 #                     the cores first (for token-bound runs, where the token's client library is CPU work here)
+#   --scrape SECS     turn on [http] and, during the run, scrape /metrics and fetch /line.json every SECS seconds
+#                     (a busy Prometheus and a line screen); reports what one scrape costs
 # Usage: scripts/bench-serial.sh [--benches N] [--count PER_BENCH] [--line-rate BAUD] [--seeds-devices N]
 #                                [--device-fsync] [--keygen-in-loop] [--socat] [--token KIND] [--ca-key-type T]
-#                                [--max-sessions N] [--nice-sims] [--no-seeds]
+#                                [--max-sessions N] [--nice-sims] [--no-seeds] [--scrape SECS]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 benches=64 count=40 line_rate="" seeds="" sync_args=(--no-sync) gen_args=(--pregenerate) socat="" token=softhsm
-ca_key_type=ec-p256 no_seeds="" max_sessions="" nice_sims=""
+ca_key_type=ec-p256 no_seeds="" max_sessions="" nice_sims="" scrape=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --benches) benches="$2"; shift 2 ;;
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
     --no-seeds) no_seeds=1; shift ;;
     --max-sessions) max_sessions="$2"; shift 2 ;;
     --nice-sims) nice_sims=1; shift ;;
+    --scrape) scrape="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -75,6 +78,10 @@ else
   (umask 077 && echo 24682468 >"$work/st/hsm-pin")
 fi
 [ -n "$max_sessions" ] && sed -i "s/^max_sessions = .*/max_sessions = $max_sessions/" "$work/st/station.toml"
+if [ -n "$scrape" ]; then
+  http_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  printf '\n[http]\nlisten = "127.0.0.1:%s"\n' "$http_port" >>"$work/st/station.toml"
+fi
 "$BIN/station" -c "$work/st/station.toml" ca create --name bench-ca --key-type "$ca_key_type" >/dev/null
 "$BIN/station" -c "$work/st/station.toml" ca show bench-ca --pem | sed -n '/BEGIN CERT/,/END CERT/p' >"$work/ca.pem"
 
@@ -138,6 +145,28 @@ else
   done
   start_serve
 fi
+if [ -n "$scrape" ]; then
+  # Scrapes until the simulators are done; each line: seconds for /metrics, its bytes, seconds for /line.json.
+  python3 - "$http_port" "$scrape" "$work/scrapes.txt" "${sims[@]}" <<'PY' &
+import os, sys, time, urllib.request
+port, every, out, sims = sys.argv[1], float(sys.argv[2]), sys.argv[3], [int(p) for p in sys.argv[4:]]
+def alive():
+    return any(os.path.exists(f"/proc/{p}") for p in sims)
+with open(out, "w") as f:
+    while alive():
+        try:
+            t0 = time.perf_counter()
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+            t1 = time.perf_counter()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/line.json", timeout=10).read()
+            t2 = time.perf_counter()
+            f.write(f"{t1 - t0:.6f} {len(body)} {t2 - t1:.6f}\n")
+        except OSError:
+            pass
+        time.sleep(every)
+PY
+  pids+=($!)
+fi
 failed=0
 for p in "${sims[@]}"; do wait "$p" || failed=$((failed + 1)); done
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$serve_pid/status")
@@ -167,6 +196,17 @@ s = json.load(open(sys.argv[1]))
 print(f"station-side latency (CSR received -> CHAIN written): p50 {s['latency_p50_ms']:.2f} ms, p99 {s['latency_p99_ms']:.2f} ms, max {s['latency_max_ms']:.2f} ms")
 print(f"daemon peak RSS: {int(sys.argv[2]) / 1024:.1f} MiB")
 PY
+if [ -n "$scrape" ]; then
+  python3 - "$work/scrapes.txt" "$scrape" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+if rows:
+    m = sorted(float(r[0]) * 1000 for r in rows)
+    j = sorted(float(r[2]) * 1000 for r in rows)
+    print(f"scrapes every {sys.argv[2]} s during the run: {len(rows)}; /metrics median {statistics.median(m):.2f} ms, "
+          f"max {m[-1]:.2f} ms, {int(rows[-1][1]) / 1024:.0f} KiB; /line.json median {statistics.median(j):.2f} ms")
+PY
+fi
 if [ -n "$line_rate" ]; then
   python3 - "$work" "$benches" "$line_rate" <<'PY'
 import json, sys, glob, statistics

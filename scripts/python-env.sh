@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create (if missing) the project's Python venv and install the pinned AWS test
-# tooling into it: moto[server] (the AWS emulator, see docs/aws-emulator.md) and
-# awscli v1 (an independent client for checking what the station registered).
+# Create (if missing) the project's Python venv and install the pinned test
+# tooling into it: moto[server] (the AWS emulator, see docs/aws-emulator.md),
+# awscli v1 (an independent client for checking what the station registered) and
+# prometheus-client (its Prometheus and OpenMetrics text parsers check /metrics).
 #
 # Idempotent and fast: when the venv already holds exactly these versions it
 # only checks a few directories (no pip start-up) and exits.
@@ -18,7 +19,8 @@ VENV="${STATION_VENV:-$REPO/.venv}"
 
 MOTO_VERSION="5.2.5"
 AWSCLI_VERSION="1.46.3"   # latest 1.46.x on PyPI when pinned
-PINS=("moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION")
+PROMETHEUS_CLIENT_VERSION="0.26.0"
+PINS=("moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION" "prometheus-client==$PROMETHEUS_CLIENT_VERSION")
 
 # Fast check: pip records each installed distribution as
 # site-packages/<name>-<version>.dist-info. flask is what the [server] extra adds.
@@ -27,6 +29,7 @@ installed() {
     for sp in "$VENV"/lib/python3*/site-packages; do
         [[ -d "$sp/moto-$MOTO_VERSION.dist-info" ]] || return 1
         [[ -d "$sp/awscli-$AWSCLI_VERSION.dist-info" ]] || return 1
+        [[ -d "$sp/prometheus_client-$PROMETHEUS_CLIENT_VERSION.dist-info" ]] || return 1
         compgen -G "$sp/flask-*.dist-info" >/dev/null || return 1
         compgen -G "$sp/flask_cors-*.dist-info" >/dev/null || return 1
         return 0
@@ -35,7 +38,7 @@ installed() {
 }
 
 if [[ -x "$VENV/bin/python" ]] && installed; then
-    echo "python-env: $VENV already has moto[server]==$MOTO_VERSION awscli==$AWSCLI_VERSION"
+    echo "python-env: $VENV already has ${PINS[*]}"
     exit 0
 fi
 

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$REPO"
 
 ensure_packages
+ensure_packages chromium fonts-dejavu-core # headless Chromium renders the line view in tests/ops.rs
+ensure_packages strace # tests/ports.rs traces the DTR/RTS requests a bench makes on its pty
 "$REPO/scripts/tokens.sh" ensure # swtpm + tpm2-pkcs11 and opencryptoki, for the token tests
 "$REPO/scripts/pg.sh" ensure     # PostgreSQL, for the fleet registry tests (each test starts its own server)
 ensure_rust

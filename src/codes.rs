@@ -215,9 +215,20 @@ pub const ALL: &[Code] = &[
     c("serve-thread-failed", true, E1, CLI, "The daemon cannot start its threads."),
     c("serve-runtime-failed", true, E1, CLI, "The daemon cannot start its runtime."),
     c("serve-signal-failed", true, E1, CLI, "The daemon cannot set up its signal handling."),
+    c(
+        "serve-thread-died",
+        true,
+        E1,
+        CLI,
+        "The daemon's ledger writer thread died; it exits for systemd to restart it.",
+    ),
+    c("http-bind-failed", true, E1, CLI, "The daemon cannot listen on [http] listen."),
+    c("serial-port-busy", true, E1, CLI, "Another process holds a bench's serial port; serve stops before any bench."),
+    c("ports-sysfs-unreadable", false, E1, CLI, "station ports cannot read /sys/class/tty."),
     // Operator lines of `station serve` (not errors of a command).
     c("port-lost", true, NONE, CLI, "The device or its cable went away mid-session."),
     c("station-stopped", true, NONE, CLI, "The daemon stopped before the device finished."),
+    c("serial-modem-lines-failed", true, NONE, CLI, "A bench's port refused its DTR/RTS settings; the bench retries."),
     // The wire protocol (spec 6.1).
     c("frame-crc-mismatch", true, NONE, WIRE | DEVICE, "A frame's CRC does not match."),
     c("frame-too-large", true, NONE, WIRE | DEVICE, "16,384 bytes without a delimiter."),

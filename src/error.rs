@@ -122,3 +122,12 @@ impl Coded for Error {
         }
     }
 }
+
+/// What a panic said (its `&str` or `String` payload), for the line that reports a thread that died.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

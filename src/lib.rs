@@ -16,12 +16,15 @@ pub mod codes;
 pub mod config;
 pub mod error;
 pub mod hsm;
+pub mod http;
 pub mod issue;
 pub mod ledger;
+pub mod metrics;
 pub mod pki;
 pub mod registry;
 pub mod serial;
 pub mod softhsm;
+pub mod supervise;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
 

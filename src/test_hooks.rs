@@ -44,3 +44,18 @@ pub fn pause_point(point: &str) {
     }
     std::thread::sleep(std::time::Duration::from_secs(60));
 }
+
+/// True once per process when [`FAILPOINT_ENV`] names `point`: a fault that strikes one time (a thread that dies and
+/// is started again).
+pub fn fail_once(point: &str) -> bool {
+    static STRUCK: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    if fail_point(point).is_ok() {
+        return false;
+    }
+    let mut struck = STRUCK.lock().unwrap_or_else(|p| p.into_inner());
+    if struck.iter().any(|p| p == point) {
+        return false;
+    }
+    struck.push(point.to_string());
+    true
+}

@@ -124,6 +124,31 @@ fn hostile_devices_get_error_frames_and_the_daemon_survives_them() {
     }
     assert_eq!(daemon.stop(), 0);
     rig.st.run(&["audit", "verify"]).ok();
+    status_matches_the_rows(&rig.st, 5);
+}
+
+/// `station status` (counts kept by triggers, schema 4) says what counting the rows says, bench by bench.
+fn status_matches_the_rows(st: &TestStation, benches: usize) {
+    let db = st.file("station.db");
+    let status = st.run(&["status"]).ok().json();
+    let listed = status["benches"].as_array().unwrap();
+    assert_eq!(listed.len(), benches, "{status}");
+    for b in listed {
+        let name = b["bench"].as_str().unwrap();
+        let count = |sql: &str| sqlite(&db, &sql.replace("?", &format!("'{name}'"))).parse::<u64>().unwrap();
+        let issued = count("SELECT COUNT(*) FROM issuances WHERE bench = ?");
+        let confirmed = count("SELECT COUNT(*) FROM issuances WHERE bench = ? AND state = 'confirmed'");
+        let refused = count("SELECT COUNT(*) FROM refusals WHERE bench = ?");
+        assert_eq!(
+            (b["issued"].as_u64(), b["confirmed"].as_u64(), b["refusals"].as_u64()),
+            (Some(issued), Some(confirmed), Some(refused)),
+            "{name}: {b}"
+        );
+        let last =
+            sqlite(&db, &format!("SELECT serial FROM issuances WHERE bench = '{name}' ORDER BY id DESC LIMIT 1"));
+        assert_eq!(b["last_serial"].as_str().unwrap_or(""), last, "{name}");
+    }
+    assert!(listed.iter().any(|b| b["refusals"].as_u64() > Some(0)), "the hostile benches were refused: {status}");
 }
 
 #[test]

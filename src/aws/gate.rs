@@ -8,6 +8,7 @@
 use super::AwsError;
 use super::error::FailedVerification;
 use crate::config::{AwsSection, Config};
+use crate::issue::gate::Verdict;
 use crate::ledger::Ledger;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -25,7 +26,25 @@ pub fn require_verified(cfg: &Config, ledger: &Ledger, ca_name: &str) -> crate::
 /// configured endpoint (AWS, unless `endpoint_url` is set) count, in the mode the CA was registered in there
 /// (else the configured mode): the mode `station ca verify` checks without `--mode`.
 pub fn check(aws: &AwsSection, ledger: &Ledger, ca_name: &str, now: OffsetDateTime) -> crate::Result<()> {
+    open_until(aws, ledger, ca_name, now).map(|_| ())
+}
+
+/// The gate's verdict for `ca_name` at `now`, as the engine holds it: open until the first region's newest pass goes
+/// stale, or closed with the reason (code, message, fix).
+pub fn verdict(aws: &AwsSection, ledger: &Ledger, ca_name: &str, now: OffsetDateTime) -> Verdict {
+    match open_until(aws, ledger, ca_name, now) {
+        Ok(v) => v,
+        Err(e) => Verdict::Closed(crate::issue::gate::reason_text(&e)),
+    }
+}
+
+/// As [`check`], returning until when the CA may issue: the moment the earliest-expiring region's newest passing
+/// verification grows older than `max_verification_age`.
+fn open_until(aws: &AwsSection, ledger: &Ledger, ca_name: &str, now: OffsetDateTime) -> crate::Result<Verdict> {
     let endpoint = aws.endpoint_url.as_deref().unwrap_or_default();
+    let max_age = time::Duration::seconds(i64::try_from(aws.max_verification_age.secs()).unwrap_or(i64::MAX));
+    // No region at all (the config check refuses that): closed at once.
+    let mut open = Verdict::Open { until: now, region: String::new(), verified_at: String::new() };
     for region in &aws.regions {
         let registered = ledger.aws_registration(ca_name, &region.name)?;
         let mode = super::verify::pair_mode(None, registered.as_ref(), aws.mode);
@@ -45,7 +64,7 @@ pub fn check(aws: &AwsSection, ledger: &Ledger, ca_name: &str, now: OffsetDateTi
         }
         let at = OffsetDateTime::parse(&v.at, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let age = now - at;
-        if age.is_negative() || age.whole_seconds() as u64 > aws.max_verification_age.secs() {
+        if age.is_negative() || age > max_age {
             return Err(AwsError::VerificationStale {
                 ca: ca_name.into(),
                 region: region.name.clone(),
@@ -54,8 +73,12 @@ pub fn check(aws: &AwsSection, ledger: &Ledger, ca_name: &str, now: OffsetDateTi
             }
             .into());
         }
+        let until = at + max_age;
+        if matches!(&open, Verdict::Open { region, until: u, .. } if region.is_empty() || until < *u) {
+            open = Verdict::Open { until, region: region.name.clone(), verified_at: v.at };
+        }
     }
-    Ok(())
+    Ok(open)
 }
 
 #[cfg(test)]
@@ -144,6 +167,22 @@ mod tests {
         assert_eq!(code(check(&emulated, &l, "ca-1", now)), "ok");
         record(&mut l, "eu-west-1", now, "fail");
         assert_eq!(code(check(&emulated, &l, "ca-1", now)), "ok", "a failure at AWS says nothing about the emulator");
+    }
+
+    #[test]
+    fn the_verdict_is_open_until_the_earliest_region_goes_stale() {
+        let (_d, mut l) = ledger_with_ca();
+        let now = OffsetDateTime::now_utc();
+        let aws = section();
+        record(&mut l, "eu-west-1", now - time::Duration::minutes(10), "pass");
+        record(&mut l, "us-east-1", now - time::Duration::minutes(40), "pass");
+        let Verdict::Open { until, region, .. } = verdict(&aws, &l, "ca-1", now) else { panic!("closed") };
+        assert_eq!(region, "us-east-1");
+        let expected = now + time::Duration::minutes(20);
+        assert!((until - expected).abs() < time::Duration::seconds(1), "{until} vs {expected}");
+        record(&mut l, "us-east-1", now, "fail");
+        let Verdict::Closed(reason) = verdict(&aws, &l, "ca-1", now) else { panic!("open after a failure") };
+        assert!(reason.starts_with("aws-verification-failed: "), "{reason}");
     }
 
     #[test]

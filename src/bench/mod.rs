@@ -4,10 +4,12 @@
 //! Threads, not async tasks: every step of a session (HSM signing, the ledger commit) is a blocking
 //! call, and a dedicated thread per port keeps one bench's slowness out of every other bench's way.
 
+mod board;
 mod line;
 mod session;
 mod stats;
 
+pub use board::{BenchState, BenchView, Board, Ended, Phase, RECENT, unix_ms};
 pub use line::OperatorLine;
 pub use session::{Session, Timers};
 pub use stats::{BenchStats, StatsSnapshot};
@@ -33,39 +35,63 @@ pub struct Shared {
     pub lines: Box<dyn Fn(&OperatorLine) + Send + Sync>,
 }
 
-/// Drives one bench until the station stops.
-pub fn run(shared: Arc<Shared>, bench: BenchSection) {
+/// Drives one bench until the station stops, telling `state` what it does (the supervisor, the metrics and the line
+/// view read it). `first` is the port when `serve` opened it already at start-up (to refuse a port that another
+/// process holds before any bench starts).
+pub fn run(shared: Arc<Shared>, bench: BenchSection, state: Arc<BenchState>, mut first: Option<crate::serial::Tty>) {
+    #[cfg(feature = "test-hooks")]
+    if crate::test_hooks::fail_once(&format!("bench-dies-{}", bench.name)) {
+        panic!("test hook: the thread of bench {} dies", bench.name);
+    }
     let mut backoff = Duration::from_millis(100);
     let mut warned = false;
     while !shared.stopping.load(Ordering::Relaxed) {
-        match crate::serial::open(&bench.port, bench.baud) {
+        match first.take().map_or_else(|| crate::serial::open(&bench), Ok) {
             Ok(mut port) => {
-                tracing::info!(bench = %bench.name, port = %bench.port.display(), "port open");
+                // The configured path is resolved at every open: a by-id link finds an adapter that came back as
+                // another ttyUSBn.
+                tracing::info!(bench = %bench.name, port = %bench.port.display(), device = %port.device.display(),
+                    modem_lines = port.modem_lines, dtr = bench.dtr, rts = bench.rts, exclusive = bench.exclusive,
+                    "port open");
+                if !port.modem_lines && (bench.dtr || bench.rts) {
+                    tracing::info!(bench = %bench.name, "a pseudo-terminal has no modem lines: dtr/rts not applied");
+                }
+                state.port_opened();
                 backoff = Duration::from_millis(100);
                 warned = false;
-                let mut session = Session::new(&shared, &bench.name);
+                let mut session = Session::new(&shared, &state);
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.run(&mut port)));
                 match result {
-                    Ok(Ok(())) => return,
-                    Ok(Err(e)) => tracing::warn!(bench = %bench.name, error = %e, "port lost; reopening"),
-                    Err(_) => tracing::error!(bench = %bench.name, "bench session panicked; restarting it"),
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => {
+                        tracing::warn!(bench = %bench.name, error = %e, "port lost; reopening");
+                        state.port_down(&format!("the port went away ({e}); reopening it"));
+                    }
+                    Err(_) => {
+                        tracing::error!(bench = %bench.name, "bench session panicked; restarting it");
+                        state.session_panicked();
+                    }
                 }
             }
             Err(e) => {
                 if !warned {
-                    tracing::warn!(bench = %bench.name, port = %bench.port.display(), error = %e, "cannot open port; retrying");
+                    tracing::warn!(bench = %bench.name, port = %bench.port.display(), code = e.code().unwrap_or(""),
+                        error = %e, hint = %e.hint(), "cannot open port; retrying");
                     warned = true;
                 }
+                state.port_down(&e.problem());
             }
         }
-        sleep_unless_stopping(&shared, backoff);
+        sleep_unless_stopping(&shared, &state, backoff);
         backoff = (backoff * 2).min(shared.reopen_backoff_max);
     }
+    state.stopped();
 }
 
-fn sleep_unless_stopping(shared: &Shared, d: Duration) {
+fn sleep_unless_stopping(shared: &Shared, state: &BenchState, d: Duration) {
     let end = std::time::Instant::now() + d;
     while std::time::Instant::now() < end && !shared.stopping.load(Ordering::Relaxed) {
+        state.beat_waiting();
         std::thread::sleep(Duration::from_millis(20));
     }
 }

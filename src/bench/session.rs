@@ -1,7 +1,7 @@
 //! One port's device sessions: HELLO → WELCOME → CSR → CHAIN → STORED → DONE, with the timers and
 //! error answers of schemas/bench-protocol.md (section 4.2 is the state table this follows).
 
-use super::{OperatorLine, Shared};
+use super::{BenchState, OperatorLine, Shared};
 use crate::config::SerialSource;
 use crate::error::{Coded, Error};
 use crate::issue::{DeviceErrorReport, IssueRequest, Issued};
@@ -86,6 +86,8 @@ impl Drop for ReservationGuard {
 /// One port's protocol state.
 pub struct Session<'a> {
     shared: &'a Shared,
+    /// What the bench shows the supervisor, the metrics and the line view.
+    board: &'a BenchState,
     bench: &'a str,
     decoder: Decoder,
     state: State,
@@ -99,10 +101,11 @@ pub struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(shared: &'a Shared, bench: &'a str) -> Session<'a> {
+    pub fn new(shared: &'a Shared, state: &'a BenchState) -> Session<'a> {
         Session {
             shared,
-            bench,
+            board: state,
+            bench: &state.name,
             decoder: Decoder::new(),
             state: State::Idle,
             device: None,
@@ -117,6 +120,7 @@ impl<'a> Session<'a> {
     pub fn run(&mut self, port: &mut dyn Port) -> io::Result<()> {
         let mut buf = [0u8; 4096];
         loop {
+            self.board.beat(self.device.is_some());
             if self.shared.abort.load(Ordering::Relaxed) {
                 self.end_with_failure("station-stopped", "the station stopped before the device finished");
                 return Ok(());
@@ -192,6 +196,7 @@ impl<'a> Session<'a> {
     /// A `frame-*` ERROR from the device: re-send the last frame byte for byte, unless the errors in a row (either
     /// direction) reached the limit.
     fn resend(&mut self, port: &mut dyn Port) -> io::Result<()> {
+        self.board.frame_resent();
         self.frame_errors += 1;
         if self.frame_errors >= self.shared.timers.max_frame_errors {
             return self.too_many_frame_errors(port);
@@ -334,6 +339,7 @@ impl<'a> Session<'a> {
         // Once CHAIN is written, a device that does not confirm leaves a `delivered` row (record_delivery).
         self.send(port, &Message::Chain(chain))?;
         self.shared.stats.chain_latency(received.elapsed());
+        self.board.issuance(received.elapsed());
         self.state = State::AwaitStored(Instant::now() + self.shared.timers.stored);
         Ok(())
     }
@@ -375,6 +381,7 @@ impl<'a> Session<'a> {
     /// a bad version, type or body is answered with its own code, ends the session, and resets the count.
     fn frame_error(&mut self, port: &mut dyn Port, fe: &FrameError) -> io::Result<()> {
         tracing::debug!(bench = self.bench, code = fe.code(), "damaged frame");
+        self.board.frame_error();
         if !fe.retryable() {
             self.frame_errors = 0;
             self.send_error(port, &fe.to_error_msg())?;
@@ -487,6 +494,7 @@ impl<'a> Session<'a> {
     }
 
     fn line(&self, l: OperatorLine) {
+        self.board.device_done(&l);
         (self.shared.lines)(&l);
     }
 }

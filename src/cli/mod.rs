@@ -7,6 +7,7 @@ mod hsm;
 mod init;
 mod issue;
 mod output;
+mod ports;
 mod registry;
 mod serve;
 mod status;
@@ -77,6 +78,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Per-bench counts and the last device, from the ledger.
     Status,
+    /// The serial ports on this machine: USB ids, manufacturer, serial number and the /dev/serial/by-id link.
+    Ports(ports::PortsArgs),
     /// Audits: verify the ledger.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -92,6 +95,7 @@ pub enum Command {
 pub fn process_env(cli: &Cli) -> Vec<(String, String)> {
     match &cli.command {
         Command::Init(a) => a.module_env(),
+        Command::Ports(_) => Vec::new(),
         _ => Config::load(&config_path(cli.config.as_deref()))
             .map(|c| c.hsm.module_env.into_iter().collect())
             .unwrap_or_default(),
@@ -109,6 +113,7 @@ pub fn run(cli: &Cli) -> Result<Box<dyn Report>> {
         Command::Serve(a) => serve::run(cli, a),
         Command::Status => status::run(cli),
         Command::Registry(c) => registry::run(cli, c),
+        Command::Ports(a) => ports::run(a),
     }
 }
 

@@ -76,7 +76,11 @@ pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
     }
     check_policy(cfg, &bad)?;
     check_serial_rule(cfg, base, &bad)?;
-    check_benches(cfg, &bad)
+    check_benches(cfg, &bad)?;
+    match &cfg.http {
+        Some(http) => super::http::check(http, path),
+        None => Ok(()),
+    }
 }
 
 /// The prefix and the pattern can only make serials the station may issue (spec 3.1; `pki::serial`): X.509

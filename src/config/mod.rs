@@ -4,11 +4,13 @@
 mod aws;
 mod check;
 pub use check::check_bench_list;
+mod http;
 mod model;
 mod registry;
 mod serve;
 
 pub use aws::*;
+pub use http::HttpSection;
 pub use model::*;
 pub use registry::RegistrySection;
 pub use serve::{BenchSection, ServeSection};

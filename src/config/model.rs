@@ -21,6 +21,9 @@ pub struct Config {
     /// The benches `station serve` drives.
     #[serde(default, rename = "bench")]
     pub benches: Vec<super::BenchSection>,
+    /// The operations endpoint: metrics, health and the line view (optional, off by default).
+    #[serde(default)]
+    pub http: Option<super::HttpSection>,
     #[serde(default)]
     pub serve: super::ServeSection,
     #[serde(default)]

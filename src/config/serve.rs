@@ -13,10 +13,33 @@ pub struct BenchSection {
     pub port: PathBuf,
     #[serde(default = "default_baud")]
     pub baud: u32,
+    /// DTR while the port is open: `false` (the default) deasserts it right after the open. Boards with an
+    /// auto-reset circuit (ESP32, many CH340/CP2102 boards) are held in reset or in their bootloader while DTR or
+    /// RTS is asserted; firmware on a native USB CDC-ACM port may wait for DTR ("a terminal is connected").
+    #[serde(default)]
+    pub dtr: bool,
+    /// RTS while the port is open: `false` (the default) deasserts it right after the open.
+    #[serde(default)]
+    pub rts: bool,
+    /// Open the port for this process only (TIOCEXCL and an exclusive lock): a second program, or a second
+    /// station, that tries to open it is refused. Default `true`.
+    #[serde(default = "yes")]
+    pub exclusive: bool,
+}
+
+impl BenchSection {
+    /// A bench with the default line settings (`--bench NAME=PATH[@BAUD]`, tests).
+    pub fn new(name: impl Into<String>, port: impl Into<PathBuf>, baud: u32) -> BenchSection {
+        BenchSection { name: name.into(), port: port.into(), baud, dtr: false, rts: false, exclusive: true }
+    }
 }
 
 fn default_baud() -> u32 {
     115_200
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The daemon's timers and limits.

@@ -124,3 +124,53 @@ fn a_registry_section_resolves_its_files_and_refuses_a_password_in_the_url_and_a
     assert!(err.to_string().contains("registry.url"), "{err}");
     assert!(load(MINIMAL).unwrap().registry.is_none(), "without [registry] nothing changes");
 }
+
+#[test]
+fn the_http_endpoint_is_off_by_default_and_listens_outside_loopback_only_when_allowed() {
+    assert!(load(MINIMAL).unwrap().http.is_none(), "no [http]: no endpoint");
+    let on = load(&format!("{MINIMAL}\n[http]\nlisten = \"127.0.0.1:9464\"\n")).unwrap();
+    assert_eq!(on.http.unwrap().listen, "127.0.0.1:9464".parse().unwrap());
+    load(&format!("{MINIMAL}\n[http]\nlisten = \"[::1]:9464\"\n")).expect("IPv6 loopback");
+    let err = load(&format!("{MINIMAL}\n[http]\nlisten = \"0.0.0.0:9464\"\n")).unwrap_err();
+    assert_eq!(err.code(), "config-field-invalid");
+    assert!(err.to_string().contains("http.listen") && err.hint().contains("allow_remote"), "{err}");
+    load(&format!("{MINIMAL}\n[http]\nlisten = \"0.0.0.0:9464\"\nallow_remote = true\n")).expect("an explicit choice");
+    let err = load(&format!("{MINIMAL}\n[http]\nlisten = \"localhost\"\n")).unwrap_err();
+    assert_eq!(err.code(), "config-invalid", "not an address: {err}");
+}
+
+#[test]
+fn the_sample_config_parses_and_so_does_its_http_block_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("station.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(Config::from_toml(&text, &path).unwrap().http.is_none(), "the endpoint is off in the sample");
+    let on: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with("[http]") || rest.starts_with("listen =") || rest.starts_with("allow_remote =") =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let http = Config::from_toml(&on, &path).unwrap().http.expect("[http] uncommented");
+    assert_eq!((http.listen.to_string().as_str(), http.allow_remote), ("127.0.0.1:9464", false));
+}
+
+#[test]
+fn a_bench_deasserts_dtr_and_rts_and_opens_exclusively_unless_told_otherwise() {
+    let bench = "[[bench]]\nname = \"bench-1\"\nport = \"/dev/serial/by-id/usb-x-if00-port0\"\n";
+    let b = load(&format!("{MINIMAL}\n{bench}")).unwrap().benches.remove(0);
+    assert_eq!((b.dtr, b.rts, b.exclusive, b.baud), (false, false, true, 115_200));
+    assert_eq!(b, BenchSection::new("bench-1", "/dev/serial/by-id/usb-x-if00-port0", 115_200));
+    let b = load(&format!("{MINIMAL}\n{bench}dtr = true\nrts = true\nexclusive = false\n")).unwrap().benches.remove(0);
+    assert_eq!((b.dtr, b.rts, b.exclusive), (true, true, false));
+    let err = load(&format!("{MINIMAL}\n{bench}dtr = \"on\"\n")).unwrap_err();
+    assert_eq!(err.code(), "config-invalid", "{err}");
+    assert!(err.to_string().contains("expected a boolean (line "), "says what and where: {err}");
+    let err = load(&format!("{MINIMAL}\n{bench}dsr = true\n")).unwrap_err();
+    assert_eq!(err.code(), "config-invalid", "an unknown field: {err}");
+}

@@ -29,5 +29,5 @@ pub use module::{FfiHooks, Module, RawTokenInfo, TokenFacts, finalize_at_exit, s
 pub use pin::{PIN_ENV, Pin};
 pub use pool::Gate;
 pub use signer::{HsmKey, take_sign_error};
-pub use token::Hsm;
+pub use token::{Hsm, SignObserver};
 pub use uri::KeyUri;

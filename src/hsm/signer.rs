@@ -98,6 +98,13 @@ impl HsmKey {
 
     /// Signs `msg`, returning the signature as X.509 wants it.
     pub fn sign_bytes(&self, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let started = std::time::Instant::now();
+        let result = self.sign_timed(msg);
+        self.hsm.signed(started.elapsed(), result.is_ok());
+        result
+    }
+
+    fn sign_timed(&self, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
         let method = self.hsm.sign_method(self.info.key_type)?;
         let input = method.input(msg);
         let mechanism = method.mechanism();

@@ -29,7 +29,11 @@ pub struct Hsm {
     pub(super) token: RwLock<TokenFacts>,
     pub(super) mechanisms: RwLock<Mechanisms>,
     pub(super) observer: RwLock<Option<super::HealthObserver>>,
+    pub(super) sign_observer: RwLock<Option<SignObserver>>,
 }
+
+/// Told about every signature: how long it took (waiting for a session included) and whether it succeeded.
+pub type SignObserver = Arc<dyn Fn(Duration, bool) + Send + Sync>;
 
 impl std::fmt::Debug for Hsm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,6 +68,7 @@ impl Hsm {
             token: RwLock::new(token),
             mechanisms: RwLock::new(mechanisms),
             observer: RwLock::new(None),
+            sign_observer: RwLock::new(None),
         }))
     }
 
@@ -108,6 +113,17 @@ impl Hsm {
             what: format!("generate an {kt} key ({why})"),
             offered: m.offered_names(),
         })
+    }
+
+    /// Hears about every signature from now on (metrics).
+    pub fn on_sign(&self, observer: SignObserver) {
+        *self.sign_observer.write().unwrap_or_else(|p| p.into_inner()) = Some(observer);
+    }
+
+    pub(super) fn signed(&self, took: Duration, ok: bool) {
+        if let Some(o) = self.sign_observer.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            o(took, ok);
+        }
     }
 
     /// Whether sessions are handed out, and (checked out, idle, max) sessions.

@@ -6,6 +6,7 @@
 
 mod active;
 mod error;
+pub mod gate;
 mod intake;
 mod profile;
 
@@ -118,7 +119,9 @@ pub struct Engine {
     writer: Arc<Writer>,
     readers: Mutex<Vec<Connection>>,
     ledger_path: PathBuf,
-    halted: RwLock<Option<String>>,
+    /// The fail-closed AWS IoT gate, with its own deadline.
+    gate: gate::Gate,
+    aws: Option<crate::config::AwsSection>,
     state_dir: PathBuf,
     checkpoint_every: u64,
     new_since_start: std::sync::atomic::AtomicU64,
@@ -148,6 +151,15 @@ impl Engine {
         policy.format.leased = leasing.is_some();
         let row = ledger.active_ca()?.ok_or(CaError::NoneActive)?;
         let active = ActiveCa::load(&hsm, &row, policy.include_root)?;
+        let aws = cfg.aws.clone().filter(|a| a.require_verified);
+        let gate = match &aws {
+            Some(a) => gate::Gate::new(
+                std::time::Duration::from_secs(a.max_verification_age.secs()),
+                &row.name,
+                crate::aws::gate::verdict(a, &ledger, &row.name, OffsetDateTime::now_utc()),
+            ),
+            None => gate::Gate::unguarded(),
+        };
         drop(ledger);
         let writer = Writer::start(&cfg.ledger.path, cfg.ledger.group_commit_max)?;
         Ok(Engine {
@@ -158,7 +170,8 @@ impl Engine {
             writer,
             readers: Mutex::new(Vec::new()),
             ledger_path: cfg.ledger.path.clone(),
-            halted: RwLock::new(None),
+            gate,
+            aws,
             state_dir: cfg.station.state_dir.clone(),
             checkpoint_every: cfg.audit.checkpoint_every,
             new_since_start: std::sync::atomic::AtomicU64::new(0),
@@ -205,9 +218,34 @@ impl Engine {
         }
     }
 
-    /// Stops new issuance (fail-closed), with the reason devices and operators are told.
-    pub fn halt(&self, reason: Option<String>) {
-        *self.halted.write().unwrap_or_else(|p| p.into_inner()) = reason;
+    /// The gate's verdict for `ca`, as the watch found it in the ledger. Past the verdict's deadline the engine
+    /// refuses by itself; a closed verdict stops new issuance at once (devices already past the gate finish).
+    pub fn set_gate(&self, ca: &str, verdict: gate::Verdict) {
+        self.gate.set(ca, verdict);
+    }
+
+    /// What the gate says now.
+    pub fn gate_status(&self) -> gate::GateStatus {
+        self.gate.status()
+    }
+
+    /// Refuses (`issuance-halted`, naming the gate's code) unless `ca` may issue now. A verdict held for another CA
+    /// (`ca activate` switched) is replaced by one looked up in the ledger now.
+    fn pass_gate(&self, ca: &str) -> Result<()> {
+        match self.gate.check(ca) {
+            Ok(()) => Ok(()),
+            Err(gate::Refusal::Closed(reason)) => Err(IssueError::Halted(reason).into()),
+            Err(gate::Refusal::OtherCa) => {
+                let aws = self.aws.as_ref().ok_or(CaError::NoneActive)?;
+                let verdict =
+                    crate::aws::gate::verdict(aws, &Ledger::open(&self.ledger_path)?, ca, OffsetDateTime::now_utc());
+                self.gate.set(ca, verdict);
+                match self.gate.check(ca) {
+                    Err(gate::Refusal::Closed(reason)) => Err(IssueError::Halted(reason).into()),
+                    _ => Ok(()),
+                }
+            }
+        }
     }
 
     /// Issues (or returns the existing) certificate for a request. Refusals are counted in the ledger.
@@ -245,15 +283,13 @@ impl Engine {
     }
 
     fn issue_inner(&self, req: &IssueRequest) -> Result<Issued> {
-        if let Some(reason) = self.halted.read().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Err(IssueError::Halted(reason).into());
-        }
+        let ca = self.active_ca()?;
+        self.pass_gate(&ca.name)?;
         let csr = match parse_csr(&req.csr, &self.policy.allowed) {
             Ok(csr) => csr,
             Err(e @ IssueError::KeyTypeNotAllowed { .. }) => return self.repeat_of_withdrawn_key_type(req).ok_or(e)?,
             Err(e) => return Err(e.into()),
         };
-        let ca = self.active_ca()?;
         match self.policy.source {
             SerialSource::Device => self.issue_device(req, &csr, &ca),
             SerialSource::Station => self.issue_station(req, &csr, &ca),

@@ -30,11 +30,12 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/001_init.sql")),
         M::up(include_str!("migrations/002_aws.sql")),
         M::up(include_str!("migrations/003_leases.sql")),
+        M::up(include_str!("migrations/004_bench_counts.sql")),
     ])
 }
 
 /// The newest schema version this binary can use.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// An open ledger.
 pub struct Ledger {

@@ -80,3 +80,52 @@ fn leased_reservation_draws_only_from_recorded_blocks_in_order_and_a_lease_is_ch
     assert_eq!(leases::remaining(&conn, "SN-").unwrap(), 3, "the three reservations are not consumed yet");
     assert_eq!(chain::walk(&conn, |_| {}).unwrap().first_bad, None);
 }
+
+#[test]
+fn bench_counts_are_backfilled_at_migration_and_kept_by_the_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = open_connection(&dir.path().join("station.db")).unwrap();
+    migrations().to_version(&mut conn, 3).unwrap();
+    conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+    let issue = |conn: &Connection, id: i64, bench: &str, state: &str| {
+        conn.execute(
+            "INSERT INTO issuances (id, serial, cert_serial, cert_der, chain_pem, spki_sha256, cert_id, ca_name, bench, \
+             issued_at, not_after, state) VALUES (?1, ?2, '01', x'00', '', ?2, ?2, 'ca', ?3, 't', 't', ?4)",
+            rusqlite::params![id, format!("S{id}"), bench, state],
+        )
+        .unwrap();
+    };
+    let refuse = |conn: &Connection, bench: &str| {
+        conn.execute("INSERT INTO refusals (at, code, bench) VALUES ('t', 'x', ?1)", [bench]).unwrap();
+    };
+    issue(&conn, 1, "a", "confirmed");
+    issue(&conn, 2, "a", "issued");
+    issue(&conn, 3, "b", "delivered");
+    refuse(&conn, "a");
+    refuse(&conn, "c");
+    migrations().to_latest(&mut conn).unwrap();
+    let counts = |conn: &Connection| -> Vec<(String, i64, i64, i64, Option<i64>)> {
+        let mut q =
+            conn.prepare("SELECT bench, issued, confirmed, refused, last_id FROM bench_counts ORDER BY bench").unwrap();
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let row = |b: &str, i, c, r, l| (b.to_string(), i, c, r, l);
+    assert_eq!(counts(&conn), vec![row("a", 2, 1, 1, Some(2)), row("b", 1, 0, 0, Some(3)), row("c", 0, 0, 1, None)]);
+    issue(&conn, 4, "c", "issued");
+    conn.execute("UPDATE issuances SET state = 'confirmed' WHERE id IN (2, 4)", []).unwrap();
+    conn.execute("UPDATE issuances SET state = 'delivered' WHERE id = 1", []).unwrap();
+    conn.execute("UPDATE issuances SET state = 'confirmed' WHERE id = 2", []).unwrap();
+    refuse(&conn, "d");
+    assert_eq!(
+        counts(&conn),
+        vec![
+            row("a", 2, 1, 1, Some(2)),
+            row("b", 1, 0, 0, Some(3)),
+            row("c", 1, 1, 1, Some(4)),
+            row("d", 0, 0, 1, None)
+        ]
+    );
+}

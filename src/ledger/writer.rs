@@ -74,11 +74,18 @@ fn not_committed<T>(e: &LedgerError) -> Result<T, LedgerError> {
     Err(LedgerError::NotCommitted(e.to_string()))
 }
 
+/// Told about every group commit: how long BEGIN to COMMIT took, how many operations it carried, and the error
+/// when it did not commit (metrics and `/readyz`).
+pub type CommitObserver = Arc<dyn Fn(std::time::Duration, usize, Option<&LedgerError>) + Send + Sync>;
+
 /// The handle callers share.
 pub struct Writer {
     tx: Mutex<Option<SyncSender<Op>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     checkpoint: Mutex<Option<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>)>>,
+    observer: Arc<std::sync::OnceLock<CommitObserver>>,
+    /// Why the thread ended while the writer was open, once [`Writer::failure`] has seen it.
+    died: Mutex<Option<String>>,
 }
 
 impl Writer {
@@ -89,9 +96,11 @@ impl Writer {
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(LedgerError::sql("disable autocheckpoint"))?;
         let checkpointer = open_connection(path)?;
         let (tx, rx) = sync_channel::<Op>(group_max.max(1) * 4);
+        let observer: Arc<std::sync::OnceLock<CommitObserver>> = Arc::default();
+        let seen = observer.clone();
         let thread = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || run(conn, rx, group_max.max(1)))
+            .spawn(move || run(conn, rx, group_max.max(1), &seen))
             .map_err(|e| LedgerError::Corrupt(format!("cannot start the ledger writer: {e}")))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -103,7 +112,32 @@ impl Writer {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             checkpoint: Mutex::new(Some((stop, checkpoint))),
+            observer,
+            died: Mutex::new(None),
         }))
+    }
+
+    /// Hears about every group commit from now on (once per writer).
+    pub fn observe_commits(&self, observer: CommitObserver) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Why the writer thread ended although nobody closed the writer (a panic), or `None` while it runs or after
+    /// [`close`](Self::close). Every caller since then was told `ledger-writer-stopped`.
+    pub fn failure(&self) -> Option<String> {
+        let mut died = self.died.lock().unwrap_or_else(|p| p.into_inner());
+        if died.is_none() && self.tx.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            let mut thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+            if thread.as_ref().is_some_and(JoinHandle::is_finished)
+                && let Some(t) = thread.take()
+            {
+                *died = Some(match t.join() {
+                    Ok(()) => "it returned".into(),
+                    Err(panic) => format!("it panicked: {}", crate::error::panic_text(panic.as_ref())),
+                });
+            }
+        }
+        died.clone()
     }
 
     fn send(&self, op: Op) -> Result<(), LedgerError> {
@@ -243,9 +277,13 @@ impl Drop for Writer {
 /// A reply to send once the group's fate is known.
 type Pending = Box<dyn FnOnce(Option<&LedgerError>) + Send>;
 
-fn run(conn: Connection, rx: Receiver<Op>, group_max: usize) {
+fn run(conn: Connection, rx: Receiver<Op>, group_max: usize, observer: &std::sync::OnceLock<CommitObserver>) {
     let mut in_flight: HashSet<i64> = HashSet::new();
     while let Ok(first) = rx.recv() {
+        #[cfg(feature = "test-hooks")]
+        if crate::test_hooks::fail_point("ledger-writer-dies").is_err() {
+            panic!("test hook: the ledger writer thread dies");
+        }
         let mut batch = vec![first];
         while batch.len() < group_max {
             match rx.try_recv() {
@@ -253,11 +291,15 @@ fn run(conn: Connection, rx: Receiver<Op>, group_max: usize) {
                 Err(_) => break,
             }
         }
-        commit_group(&conn, batch, &mut in_flight);
+        let (started, size) = (std::time::Instant::now(), batch.len());
+        let result = commit_group(&conn, batch, &mut in_flight);
+        if let Some(o) = observer.get() {
+            o(started.elapsed(), size, result.as_ref().err());
+        }
     }
 }
 
-fn commit_group(conn: &Connection, batch: Vec<Op>, in_flight: &mut HashSet<i64>) {
+fn commit_group(conn: &Connection, batch: Vec<Op>, in_flight: &mut HashSet<i64>) -> Result<(), LedgerError> {
     let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
     let mut reserved_now = Vec::new();
     let mut ops = batch.into_iter();
@@ -274,6 +316,7 @@ fn commit_group(conn: &Connection, batch: Vec<Op>, in_flight: &mut HashSet<i64>)
     for p in pending {
         p(result.as_ref().err());
     }
+    result
 }
 
 /// One transaction for the group, a savepoint per operation (a refused one rolls back alone). On an error the
@@ -493,7 +536,7 @@ mod tests {
             Op::Reserve(format, reserve_tx),
         ];
         let mut in_flight = HashSet::from([7]);
-        commit_group(&conn, batch, &mut in_flight);
+        assert!(commit_group(&conn, batch, &mut in_flight).is_err());
         for err in [event_rx.recv().unwrap().unwrap_err(), reserve_rx.recv().unwrap().map(|_| ()).unwrap_err()] {
             assert_eq!(crate::error::Coded::code(&err), "ledger-write-failed", "{err}");
             assert!(err.to_string().contains("locked"), "{err}");

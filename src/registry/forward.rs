@@ -18,6 +18,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+/// How far the registry is behind the ledger, read through `conn`: the events it has not acknowledged, and the age in
+/// seconds of the oldest of them (0 when none; the ledger keeps times to the second). `None` until the forwarder has
+/// reached the registry once.
+pub fn lag(state: &ForwardState, conn: &Connection) -> Result<Option<(u64, f64)>, LedgerError> {
+    if !state.known.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let acked = state.registry_seq.load(Ordering::Relaxed);
+    let head = ledger::chain_head(conn)?.0;
+    if head <= acked {
+        return Ok(Some((0, 0.0)));
+    }
+    let at: String = conn
+        .query_row("SELECT at FROM events WHERE seq = ?1", [acked + 1], |r| r.get(0))
+        .map_err(LedgerError::sql("read the oldest unforwarded event"))?;
+    let age = time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+        .map(|t| (time::OffsetDateTime::now_utc() - t).as_seconds_f64().max(0.0))
+        .unwrap_or(0.0);
+    Ok(Some(((head - acked) as u64, age)))
+}
+
 /// What a push (or the daemon's forwarder, so far) sent.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PushReport {
@@ -34,6 +55,8 @@ pub struct PushReport {
 /// The forwarder's position, for the daemon's stats and the benchmarks.
 #[derive(Debug, Default)]
 pub struct ForwardState {
+    /// Set once the forwarder has learnt the registry's head for this station (`registry_seq` is meaningful).
+    pub known: AtomicBool,
     pub registry_seq: AtomicI64,
     pub events: AtomicI64,
     pub batches: AtomicI64,
@@ -201,6 +224,7 @@ fn forward_until_error(
     let mut source = Source::open(ledger_path, r.batch_max)?;
     let mut session = open_session(&target, station_id, &mut source)?;
     state.registry_seq.store(session.registry_seq, Ordering::Relaxed);
+    state.known.store(true, Ordering::Relaxed);
     if down.take().is_some() {
         notify(&format!("REGISTRY reachable again: forwarding from event {}", session.registry_seq + 1));
     }

@@ -44,16 +44,26 @@ impl Drop for PtyPair {
 pub struct Daemon {
     pub child: Child,
     pub lines: Receiver<String>,
+    /// Everything it wrote to stderr so far.
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Daemon {
     pub fn start(st: &TestStation, benches: &[(&str, &Path)], extra: &[&str]) -> Daemon {
+        Self::start_env(st, benches, extra, &[])
+    }
+
+    /// As [`start`](Self::start), with more environment variables.
+    pub fn start_env(st: &TestStation, benches: &[(&str, &Path)], extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(STATION);
         cmd.arg("-c").arg(st.config()).arg("serve");
         for (name, path) in benches {
             cmd.arg("--bench").arg(format!("{name}={}", path.display()));
         }
         cmd.args(extra).env_remove("STATION_HSM_PIN").stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let mut child = cmd.spawn().expect("station serve");
         let (tx, lines) = channel();
         let out = child.stdout.take().unwrap();
@@ -63,14 +73,33 @@ impl Daemon {
             }
         });
         let err = child.stderr.take().unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let collected = stderr.clone();
         std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = std::io::BufReader::new(err).read_to_string(&mut s);
+            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = collected.lock().unwrap();
+                s.push_str(&l);
+                s.push('\n');
+            }
             if std::env::var_os("STATION_TEST_LOG").is_some() {
-                eprintln!("{s}");
+                eprintln!("{}", collected.lock().unwrap());
             }
         });
-        Daemon { child, lines }
+        Daemon { child, lines, stderr }
+    }
+
+    /// Waits up to `secs` for the daemon to end by itself: its exit status and what it wrote to stderr.
+    pub fn wait(mut self, secs: u64) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                // Let the reader take the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return (s.code().unwrap_or(-1), self.stderr.lock().unwrap().clone());
+            }
+            assert!(Instant::now() < deadline, "serve did not end by itself within {secs} s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The next operator line, within `secs`.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bench;
+pub mod http;
 pub mod mqtt;
 pub mod pg;
 pub mod sim;
