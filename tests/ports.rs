@@ -8,8 +8,10 @@
 
 mod common;
 use common::bench::*;
+use common::http::{enable_http, get, wait_for_endpoint};
 use common::sim::{self, finish};
 use common::*;
+use serde_json::Value;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -375,5 +377,69 @@ fn a_by_id_link_re_pointed_to_another_pty_is_opened_again_through_the_link() {
     let by_id = by_id.display().to_string();
     assert!(opened[0].contains(&by_id) && opened[0].contains(&first_pts.display().to_string()), "{}", opened[0]);
     assert!(opened[1].contains(&by_id) && opened[1].contains(&second_pts.display().to_string()), "{}", opened[1]);
+    assert_eq!(daemon.stop(), 0);
+}
+
+/// Holds `tty` the way another program would: open, TIOCEXCL and an exclusive flock; prints `held`, then waits.
+const HOLDER: &str = r#"
+import fcntl, os, sys, termios, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+fcntl.ioctl(fd, termios.TIOCEXCL)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("held", flush=True)
+time.sleep(600)
+"#;
+
+/// `/readyz` until `until` holds for it, within 20 s.
+fn readyz_until(port: u16, what: &str, until: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = get(port, "/readyz", &[]).json();
+        if until(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "/readyz never showed {what}: {r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_port_taken_by_another_program_while_unplugged_is_reported_busy_and_used_again_once_free() {
+    let st = TestStation::new();
+    let ca = st.create_ca("ca-1", "ec-p256");
+    let http = enable_http(&st);
+    let by_id = st.file("by-id/usb-FTDI_FT232R_USB_UART_A10KXYZ1-if00-port0");
+    let first = PtyPair::new(st.path(), "first");
+    std::fs::create_dir_all(by_id.parent().unwrap()).unwrap();
+    symlink(std::fs::canonicalize(&first.station_end).unwrap(), &by_id).unwrap();
+    bench_config(&st, &by_id, "");
+    let daemon = Daemon::start(&st, &[], &[]);
+    wait_for_endpoint(http);
+    readyz_until(http, "ready", |r| r["ready"] == true);
+
+    // Unplugged; the adapter comes back under another name, and another program takes it before the station does.
+    let second = PtyPair::new(st.path(), "second");
+    let second_pts = std::fs::canonicalize(&second.station_end).unwrap();
+    let mut holder =
+        Command::new("python3").arg("-c").arg(HOLDER).arg(&second_pts).stdout(Stdio::piped()).spawn().unwrap();
+    let mut held = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()), &mut held).unwrap();
+    assert_eq!(held.trim(), "held");
+    let tmp_link = st.file("by-id/.tmp-link");
+    symlink(&second_pts, &tmp_link).unwrap();
+    std::fs::rename(&tmp_link, &by_id).unwrap();
+    drop(first);
+    let r = readyz_until(http, "serial-port-busy", |r| r["problems"].to_string().contains("serial-port-busy"));
+    let problem = r["problems"][0].as_str().unwrap();
+    assert!(problem.starts_with("bench-0: serial-port-busy: "), "{problem}");
+    assert!(problem.contains("is in use by another process") && problem.contains("fuser -v"), "{problem}");
+    assert_eq!(r["ready"], false);
+
+    // The other program lets go: the bench takes the port and provisions.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    readyz_until(http, "ready again", |r| r["ready"] == true);
+    provision_one(&ca, &st.file("devices"), &second.device_end, "FREED-1");
+    assert!(daemon.line(10).contains("FREED-1"));
     assert_eq!(daemon.stop(), 0);
 }
