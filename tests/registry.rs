@@ -195,6 +195,17 @@ fn serve_with_sims(st: TestStation, benches: usize, count: usize, extra_sim: &[&
     Serving { st, ca, _pairs: pairs, daemon, sims }
 }
 
+/// `station_registry_forward_lag_events` and `station_registry_forward_lag_seconds` from the daemon's `/metrics`.
+fn forward_lag(port: u16) -> (f64, f64) {
+    let body = common::http::get(port, "/metrics", &[]).body;
+    let value = |name: &str| -> f64 {
+        let line =
+            body.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {body}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    (value("station_registry_forward_lag_events"), value("station_registry_forward_lag_seconds"))
+}
+
 fn station_id(st: &TestStation) -> String {
     let text = std::fs::read_to_string(st.config()).unwrap();
     let line = text.lines().find(|l| l.starts_with("id = ")).unwrap();
@@ -274,6 +285,7 @@ fn with_postgresql_down_stations_issue_from_their_blocks_then_the_backlog_drains
     let pg = Pg::start();
     let st = fleet_station("line-1", &pg, "lease_size = 30\nlease_low_water = 5");
     init_registry(&st);
+    let port = common::http::enable_http(&st);
     let s = serve_with_sims(st, 1, 10, &[]);
     let (code, v) = finish(s.sims.into_iter().next().unwrap());
     assert_eq!((code, v["devices_ok"].as_u64()), (0, Some(10)), "{v}");
@@ -297,9 +309,16 @@ fn with_postgresql_down_stations_issue_from_their_blocks_then_the_backlog_drains
     }
     assert!(lines.iter().any(|l| l.contains("REGISTRY unreachable")), "{lines:#?}");
     assert_eq!(st.issuance_count(), 30, "issued from the leased block while the registry was down");
+    let (events, age) = forward_lag(port);
+    assert!(events >= 40.0 && age >= 0.0, "/metrics shows the backlog while PostgreSQL is down: {events} event(s)");
     pg.resume();
     let (code, v) = finish(sim);
     assert_eq!((code, v["devices_ok"].as_u64()), (0, Some(21)), "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while forward_lag(port) != (0.0, 0.0) {
+        assert!(Instant::now() < deadline, "the lag on /metrics never went back to 0: {:?}", forward_lag(port));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(daemon.stop(), 0);
     wait_drained(&pg, &st, "line-1", 30);
     verify_chains(&ca, &chain_files(&out));
