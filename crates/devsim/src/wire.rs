@@ -123,10 +123,11 @@ impl Wire {
 
     /// Opens the port (again), dropping anything that was waiting in its input.
     pub fn reopen(&mut self) -> Result<(), serialport::Error> {
-        self.port = None;
+        let old = self.port.take();
         if self.pty {
-            return self.new_pty();
+            return self.new_pty(old);
         }
+        drop(old);
         let path = self.path.to_string_lossy();
         let builder = serialport::new(path, self.line_rate.unwrap_or(DEFAULT_BAUD)).timeout(READ_SLICE);
         let port = TTYPort::open(&builder)?;
@@ -138,7 +139,9 @@ impl Wire {
     /// `--pty`: a new pty pair, with `path` (re)linked to its slave side atomically (a link beside it, renamed),
     /// and a wait until the station has opened it: until then the master reads EIO, and what it wrote could
     /// meet a line the station has not yet set up.
-    fn new_pty(&mut self) -> Result<(), serialport::Error> {
+    /// The old line (`old`) is closed only once the link points at the new one: a link left pointing at a closed pty
+    /// could lead the station to a pty number the kernel has already given to another program.
+    fn new_pty(&mut self, old: Option<TTYPort>) -> Result<(), serialport::Error> {
         self.decoder.reset();
         // Replace only our own link, or a dangling one (a run that crashed): never a file, a device node or a link
         // someone else made (say /dev/ttyUSB0, or a udev link under /dev/serial/by-id).
@@ -163,6 +166,8 @@ impl Wire {
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&slave_path, &tmp).and_then(|()| std::fs::rename(&tmp, &self.path))?;
         self.linked = Some(PathBuf::from(slave_path));
+        // The station sees the old line hang up and reopens the link, which now leads to the new pair.
+        drop(old);
         master.set_timeout(READ_SLICE)?;
         let deadline = Instant::now() + PTY_WAIT;
         let mut buf = [0u8; 256];
