@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$REPO"
 
 ensure_packages
+ensure_packages "${CKIT_APT_PACKAGES[@]}"
 "$REPO/scripts/tokens.sh" ensure # swtpm + tpm2-pkcs11 and opencryptoki, for the token tests
 ensure_rust
 "$REPO/scripts/python-env.sh"
@@ -17,6 +18,9 @@ export STATION_VENV_PYTHON="${STATION_VENV:-$REPO/.venv}/bin/python"
 # The opencryptoki daemon is machine-wide: stop it afterwards if this run started it (swtpm instances are
 # each test's own and stop with it).
 trap '"$REPO/scripts/tokens.sh" ock shutdown >/dev/null 2>&1 || true' EXIT
+
+# The C device kit: gcc and clang builds, unit tests, a short fuzz run, sizes (its station tests run below).
+check_ckit
 
 # Each test runs in its own process under nextest (a PKCS#11 module reads its config once per process).
 # `--workspace` tests the station, the protocol crate and the simulator, and builds every binary of the workspace:

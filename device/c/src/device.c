@@ -417,8 +417,8 @@ bp_state bp_device_poll(bp_device *d)
     long n;
     size_t i;
     if (d->state == BP_ST_START) {
-        /* discard what waits, then HELLO */
-        while (d->io.read(d->io.user, chunk, sizeof chunk) > 0) {
+        /* discard what waits (bounded: a line that never stops talking still gets its HELLO), then HELLO */
+        for (i = 0; i < 256u && d->io.read(d->io.user, chunk, sizeof chunk) > 0; i++) {
         }
         send_hello(d);
         return d->state;

@@ -40,6 +40,7 @@ typedef struct host {
     char chains[8][65];
     int n_chains;
     int failed_sessions;
+    int resends;
 } host;
 
 static uint8_t frame_buf[BP_FULL_BUFFER];
@@ -197,6 +198,7 @@ static int on_event(void *user, bp_event ev, const char *detail)
                                         "provisioned"};
     if (h->o->verbose) fprintf(stderr, "bp-device: %s %s\n", names[ev], detail);
     if (ev == BP_EV_SESSION_FAILED) h->failed_sessions++;
+    if (ev == BP_EV_RESENT) h->resends++;
     if (ev == BP_EV_CHAIN && h->n_chains < 8) {
         memcpy(h->chains[h->n_chains++], detail, 65u);
     }
@@ -311,6 +313,7 @@ static int run_device(const opts *o, host *h, const char *anchors, unsigned long
     h->dropped_once = 0;
     h->n_chains = 0;
     h->failed_sessions = 0;
+    h->resends = 0;
     h->chain_writes = 0;
     snprintf(h->pending_key, sizeof h->pending_key, "%s/.pending-%ld-%lu.key", o->out, (long)getpid(), index);
     if (bp_mbedtls_init(&port, (const unsigned char *)h->pending_key, strlen(h->pending_key)) != 0 ||
@@ -348,9 +351,9 @@ static int run_device(const opts *o, host *h, const char *anchors, unsigned long
     } while (st != BP_ST_PROVISIONED && st != BP_ST_STOPPED);
     ok = st == BP_ST_PROVISIONED;
     printf("{\"index\":%lu,\"ok\":%s,\"serial\":\"%s\",\"code\":\"%s\",\"ms\":%lu,\"failed_sessions\":%d,"
-           "\"dropped_bytes\":%lu,\"chains\":[",
+           "\"resends\":%d,\"dropped_bytes\":%lu,\"chains\":[",
            index, ok ? "true" : "false", bp_device_serial(&dev), ok ? "" : bp_device_last_code(&dev),
-           (unsigned long)(mono_ms() - t0), h->failed_sessions, (unsigned long)bp_device_dropped(&dev));
+           (unsigned long)(mono_ms() - t0), h->failed_sessions, h->resends, (unsigned long)bp_device_dropped(&dev));
     for (i = 0; i < h->n_chains; i++) printf("%s\"%s\"", i ? "," : "", h->chains[i]);
     printf("]}\n");
     fflush(stdout);
