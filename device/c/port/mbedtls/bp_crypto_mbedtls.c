@@ -8,6 +8,10 @@
 #include <mbedtls/version.h>
 #include <mbedtls/x509_csr.h>
 
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+#include <psa/crypto.h>
+#endif
+
 #include <string.h>
 
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
@@ -28,6 +32,10 @@ int bp_mbedtls_init(bp_mbedtls *p, const unsigned char *personal, size_t n)
     mbedtls_entropy_init(&p->entropy);
     mbedtls_ctr_drbg_init(&p->drbg);
     mbedtls_x509_crt_init(&p->anchor);
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+    /* 3.x may route hashing and signing through PSA (MBEDTLS_USE_PSA_CRYPTO needs it); harmless on 2.28 */
+    if (psa_crypto_init() != PSA_SUCCESS) return -1;
+#endif
     return mbedtls_ctr_drbg_seed(&p->drbg, mbedtls_entropy_func, &p->entropy, personal, n);
 }
 
