@@ -114,6 +114,8 @@ static bp_chain_check f_check(void *c, const char *pem, size_t len, const char *
 static bp_device dev;
 static uint8_t buffer[BP_FULL_BUFFER];
 
+static size_t buffer_size = sizeof buffer;
+
 static void setup(const char *serial, int rev10)
 {
     bp_device_config cfg;
@@ -131,7 +133,7 @@ static void setup(const char *serial, int rev10)
     provisioned = key_generations = csr_fail = store_fail = 0;
     held_type = NULL;
     csr_cns[0] = '\0';
-    CHECK(bp_device_init(&dev, &cfg, &io, &cr, buffer, sizeof buffer) == 0, "init");
+    CHECK(bp_device_init(&dev, &cfg, &io, &cr, buffer, buffer_size) == 0, "init");
     bp_device_start(&dev);
     bp_device_poll(&dev);
 }
@@ -428,6 +430,27 @@ static void a_1_1_device_speaks_1_0_to_a_1_0_station(void)
     CHECK(!sent_has(0, "revision") && sent_has(0, "\"serial\":\"DEV-1\"}"), "1.0 device: %s", sent[0]);
 }
 
+static void a_frame_longer_than_a_small_buffer_is_answered_frame_too_large(void)
+{
+    static char body[6000];
+    static uint8_t frame[6100];
+    size_t n;
+    buffer_size = BP_MIN_BUFFER;
+    setup(NULL, 0);
+    welcome();
+    run();
+    /* a CHAIN-sized line of 5,000 bytes: within the spec's 16 KiB, over this device's 4 KiB receive area */
+    memset(body, 'A', 5000);
+    body[5000] = '\0';
+    n = (size_t)sprintf((char *)frame, "@1 CHAIN 5000 %s 00000000\n", body);
+    memcpy(to_dev + to_dev_len, frame, n);
+    to_dev_len += n;
+    run();
+    CHECK(sent_has(2, "\"code\":\"frame-too-large\"") && dev.state == BP_ST_WAIT_CHAIN, "%s", sent[2]);
+    CHECK(bp_device_init(&dev, &dev.cfg, &dev.io, &dev.crypto, buffer, BP_MIN_BUFFER - 1u) != 0, "too small");
+    buffer_size = sizeof buffer;
+}
+
 int main(void)
 {
     happy_path_at_a_station_that_allocates();
@@ -440,6 +463,7 @@ int main(void)
     store_failure_and_non_retryable_errors();
     key_type_refused_makes_a_new_key_and_no_type_stops();
     a_1_1_device_speaks_1_0_to_a_1_0_station();
+    a_frame_longer_than_a_small_buffer_is_answered_frame_too_large();
     printf("%d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
 }
