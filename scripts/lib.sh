@@ -65,6 +65,6 @@ check_ckit() {
     make --no-print-directory -s -C "$REPO/device/c" CC="$cc" O="$out/$cc" all test
   done
   make --no-print-directory -s -C "$REPO/device/c" O="$out/gcc" fuzz-run FUZZ_SECONDS="${CKIT_FUZZ_SECONDS:-20}" 2>&1 |
-    grep -E 'stat::number_of_executed_units|Done [0-9]+ runs|ERROR|SUMMARY' >&2
+    grep -E 'stat::number_of_executed_units|Done [0-9]+ runs|==[0-9]+==ERROR|^SUMMARY' >&2
   make --no-print-directory -s -C "$REPO/device/c" O="$out/gcc" size >&2
 }

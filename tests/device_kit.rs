@@ -90,7 +90,9 @@ fn assert_all_ok(code: i32, devices: &[serde_json::Value], summary: &serde_json:
 fn the_kit_builds_with_the_pinned_flags_and_its_unit_tests_pass() {
     let out = kit();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("device/c");
-    let o = Command::new("make")
+    let o = Command::new("flock")
+        .arg(out.join(".lock"))
+        .arg("make")
         .arg("--no-print-directory")
         .arg("-C")
         .arg(&src)

@@ -196,7 +196,7 @@ static int on_event(void *user, bp_event ev, const char *detail)
     static const char *const names[] = {"sent", "resent", "received", "bad-frame", "key-generated", "csr-sent",
                                         "chain", "error-received", "error-sent", "session-failed", "stopped",
                                         "provisioned"};
-    if (h->o->verbose) fprintf(stderr, "bp-device: %s %s\n", names[ev], detail);
+    if (h->o->verbose) fprintf(stderr, "bp-device: %lu ms %s %s\n", (unsigned long)mono_ms(), names[ev], detail);
     if (ev == BP_EV_SESSION_FAILED) h->failed_sessions++;
     if (ev == BP_EV_RESENT) h->resends++;
     if (ev == BP_EV_CHAIN && h->n_chains < 8) {
