@@ -39,8 +39,20 @@ fn bp_device() -> PathBuf {
     kit().join("bp-device")
 }
 
+/// A station and its benches. `holds` keeps each device end open in this process for the whole test: when
+/// `bp-device` exits (or closes its port to simulate a dropped line) and nothing else holds the device end, socat
+/// ends, its /dev/pts numbers go back to the kernel, and the station, which reopens a lost port by its path, could
+/// open another test's pty under that number. Tests bind `daemon` last, so that it drops (stops) first.
+struct Rig {
+    daemon: Daemon,
+    _holds: Vec<std::fs::File>,
+    pairs: Vec<PtyPair>,
+    ca: PathBuf,
+    st: TestStation,
+}
+
 /// A station with `benches` ptys, `serial_source = "station"` when `station_mode`, and `[serve]` lines.
-fn rig(benches: usize, station_mode: bool, serve: &str) -> (TestStation, PathBuf, Vec<PtyPair>, Daemon) {
+fn rig(benches: usize, station_mode: bool, serve: &str) -> Rig {
     let st = TestStation::new();
     let ca = st.create_ca("ca-1", "ec-p256");
     st.edit_config(|t| {
@@ -52,7 +64,15 @@ fn rig(benches: usize, station_mode: bool, serve: &str) -> (TestStation, PathBuf
     let refs: Vec<(&str, &Path)> =
         names.iter().zip(&pairs).map(|(n, p)| (n.as_str(), p.station_end.as_path())).collect();
     let daemon = Daemon::start(&st, &refs, &[]);
-    (st, ca, pairs, daemon)
+    let holds = pairs
+        .iter()
+        .map(|p| {
+            use std::os::unix::fs::OpenOptionsExt;
+            const O_NOCTTY: i32 = 0o400;
+            std::fs::OpenOptions::new().read(true).write(true).custom_flags(O_NOCTTY).open(&p.device_end).unwrap()
+        })
+        .collect();
+    Rig { daemon, _holds: holds, pairs, ca, st }
 }
 
 fn spawn(port: &Path, ca: &Path, out: &Path, args: &[&str]) -> Child {
@@ -108,7 +128,7 @@ fn the_kit_builds_with_the_pinned_flags_and_its_unit_tests_pass() {
 
 #[test]
 fn devices_on_three_benches_with_their_own_serials_are_provisioned_and_every_chain_verifies() {
-    let (st, ca, pairs, daemon) = rig(3, false, "");
+    let Rig { st, ca, pairs, _holds, daemon } = rig(3, false, "");
     let out = st.file("devices");
     let kids: Vec<Child> = (0..3)
         .map(|b| {
@@ -119,7 +139,8 @@ fn devices_on_three_benches_with_their_own_serials_are_provisioned_and_every_cha
     for k in kids {
         let (code, devices, summary) = finish(k);
         assert_all_ok(code, &devices, &summary, 8);
-        assert!(devices.iter().all(|d| d["failed_sessions"] == 0 && d["chains"].as_array().unwrap().len() == 1));
+        let retried: Vec<_> = devices.iter().filter(|d| d["failed_sessions"] != 0).collect();
+        assert!(retried.is_empty(), "a clean line needs no retry: {retried:?}");
     }
     assert_eq!(daemon.stop(), 0);
     let files = chain_files(&out);
@@ -141,7 +162,7 @@ fn devices_on_three_benches_with_their_own_serials_are_provisioned_and_every_cha
 
 #[test]
 fn a_station_that_allocates_serials_provisions_kit_devices_and_they_store_chain_serial() {
-    let (st, ca, pairs, daemon) = rig(2, true, "");
+    let Rig { st, ca, pairs, _holds, daemon } = rig(2, true, "");
     let out = st.file("devices");
     let kids: Vec<Child> = (0..2).map(|b| spawn(&pairs[b].device_end, &ca, &out, &["--count", "5"])).collect();
     let mut serials = Vec::new();
@@ -162,7 +183,7 @@ fn a_station_that_allocates_serials_provisions_kit_devices_and_they_store_chain_
 #[test]
 fn a_revision_1_0_kit_device_is_provisioned_in_both_serial_modes() {
     for station_mode in [false, true] {
-        let (st, ca, pairs, daemon) = rig(1, station_mode, "");
+        let Rig { st, ca, pairs, _holds, daemon } = rig(1, station_mode, "");
         let out = st.file("devices");
         let args: &[&str] = if station_mode { &["--revision", "0"] } else { &["--revision", "0", "--serial", "OLD-1"] };
         let (code, devices, summary) = finish(spawn(&pairs[0].device_end, &ca, &out, args));
@@ -175,7 +196,7 @@ fn a_revision_1_0_kit_device_is_provisioned_in_both_serial_modes() {
 
 #[test]
 fn line_corruption_is_recovered_by_resends_and_restarts() {
-    let (st, ca, pairs, daemon) = rig(2, false, "max_frame_errors = 10");
+    let Rig { st, ca, pairs, _holds, daemon } = rig(2, false, "max_frame_errors = 10");
     let out = st.file("devices");
     let kids: Vec<Child> = (0..2)
         .map(|b| {
@@ -209,7 +230,7 @@ fn line_corruption_is_recovered_by_resends_and_restarts() {
 /// through its SHA-256 and would stop with chain-not-idempotent).
 #[test]
 fn a_line_dropped_after_csr_or_after_chain_gets_the_identical_chain_for_the_same_key() {
-    let (st, ca, pairs, daemon) = rig(2, true, "");
+    let Rig { st, ca, pairs, _holds, daemon } = rig(2, true, "");
     let out = st.file("devices");
     let csr = spawn(&pairs[0].device_end, &ca, &out, &["--drop-after", "csr", "--backoff-ms", "50"]);
     let chain = spawn(&pairs[1].device_end, &ca, &out, &["--drop-after", "chain", "--backoff-ms", "50"]);
@@ -235,7 +256,7 @@ fn a_line_dropped_after_csr_or_after_chain_gets_the_identical_chain_for_the_same
 /// device starts again from HELLO and gets the identical chain.
 #[test]
 fn a_wrong_stored_hash_is_refused_and_the_retry_stores_the_identical_chain() {
-    let (st, ca, pairs, daemon) = rig(1, false, "");
+    let Rig { st, ca, pairs, _holds, daemon } = rig(1, false, "");
     let out = st.file("devices");
     let args = ["--serial", "FLAKY-1", "--flaky-store", "1", "--backoff-ms", "50"];
     let (code, devices, summary) = finish(spawn(&pairs[0].device_end, &ca, &out, &args));
@@ -251,7 +272,7 @@ fn a_wrong_stored_hash_is_refused_and_the_retry_stores_the_identical_chain() {
 
 #[test]
 fn a_kit_device_that_does_not_trust_the_chain_stops_with_chain_untrusted_and_stores_nothing() {
-    let (st, _ca, pairs, daemon) = rig(1, false, "");
+    let Rig { st, pairs, _holds, daemon, .. } = rig(1, false, "");
     let other = OpensslCa::new(st.path(), "other-root", "/CN=Another Root").cert;
     let out = st.file("devices");
     let (code, devices, _) = finish(spawn(&pairs[0].device_end, &other, &out, &["--serial", "UNTRUSTED-1"]));
