@@ -43,6 +43,9 @@ fn bp_device() -> PathBuf {
 /// `bp-device` exits (or closes its port to simulate a dropped line) and nothing else holds the device end, socat
 /// ends, its /dev/pts numbers go back to the kernel, and the station, which reopens a lost port by its path, could
 /// open another test's pty under that number. Tests bind `daemon` last, so that it drops (stops) first.
+/// What this cannot prevent: another station on the same machine (say a soak run) whose lost port is reopened by a
+/// path that now names one of these ptys. Its answers then reach these devices, which fail (`chain-untrusted`,
+/// `serial-missing`): the test fails, it never passes wrongly.
 struct Rig {
     daemon: Daemon,
     _holds: Vec<std::fs::File>,
@@ -122,7 +125,8 @@ fn the_kit_builds_with_the_pinned_flags_and_its_unit_tests_pass() {
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(text.contains("section 7: 19 frames decoded and re-encoded"), "{text}");
+    let frames = text.split("section 7: ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse::<u32>().ok());
+    assert!(frames.is_some_and(|n| n >= 19), "every frame of the spec's section 7, byte for byte: {text}");
     assert_eq!(text.matches(", 0 failed").count(), 2, "{text}");
 }
 
