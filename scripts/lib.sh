@@ -11,6 +11,10 @@ log() { printf '%s\n' "$*" >&2; }
 STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 socat mosquitto mosquitto-clients libengine-pkcs11-openssl python3-venv
   libssl-dev pkg-config)
 
+# The C device kit (device/c): both compilers of its pinned flags, mbedTLS for its port and example, flock for the
+# tests that build it, and the Cortex-M toolchain for its size figures.
+CKIT_APT_PACKAGES=(make gcc clang libmbedtls-dev util-linux gcc-arm-none-eabi libnewlib-arm-none-eabi)
+
 # Installs the missing ones of the named packages (default: STATION_APT_PACKAGES).
 ensure_packages() {
   local missing=() wanted=("$@")
@@ -51,4 +55,18 @@ ensure_build() {
   (cd "$REPO" && cargo build --release --quiet --workspace --bins)
   BIN="$(target_dir)/release"
   export BIN
+}
+
+# Builds the C device kit with gcc and with clang (pinned flags: -std=c99 -Wall -Wextra -Werror -pedantic), runs its
+# unit tests, a short libFuzzer run of its frame decoder (CKIT_FUZZ_SECONDS, default 20) and prints its sizes. The
+# kit's end-to-end tests against the station are tests/device_kit.rs, in the cargo run.
+check_ckit() {
+  local out
+  out="$(target_dir)/device-c-check"
+  for cc in gcc clang; do
+    make --no-print-directory -s -C "$REPO/device/c" CC="$cc" O="$out/$cc" all test
+  done
+  make --no-print-directory -s -C "$REPO/device/c" O="$out/gcc" fuzz-run FUZZ_SECONDS="${CKIT_FUZZ_SECONDS:-20}" 2>&1 |
+    grep -E 'stat::number_of_executed_units|Done [0-9]+ runs|==[0-9]+==ERROR|^SUMMARY' >&2
+  make --no-print-directory -s -C "$REPO/device/c" O="$out/gcc" size >&2
 }

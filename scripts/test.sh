@@ -8,6 +8,7 @@ cd "$REPO"
 ensure_packages
 ensure_packages chromium fonts-dejavu-core # headless Chromium renders the line view in tests/ops.rs
 ensure_packages strace # tests/ports.rs traces the DTR/RTS requests a bench makes on its pty
+ensure_packages "${CKIT_APT_PACKAGES[@]}"
 "$REPO/scripts/tokens.sh" ensure # swtpm + tpm2-pkcs11 and opencryptoki, for the token tests
 "$REPO/scripts/pg.sh" ensure     # PostgreSQL, for the fleet registry tests (each test starts its own server)
 ensure_rust
@@ -20,6 +21,9 @@ export STATION_VENV_PYTHON="${STATION_VENV:-$REPO/.venv}/bin/python"
 # The opencryptoki daemon is machine-wide: stop it afterwards if this run started it (swtpm instances are
 # each test's own and stop with it).
 trap '"$REPO/scripts/tokens.sh" ock shutdown >/dev/null 2>&1 || true' EXIT
+
+# The C device kit: gcc and clang builds, unit tests, a short fuzz run, sizes (its station tests run below).
+check_ckit
 
 # Each test runs in its own process under nextest (a PKCS#11 module reads its config once per process).
 # `--workspace` tests the station, the protocol crate and the simulator, and builds every binary of the workspace:
