@@ -12,8 +12,9 @@ STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 socat mosquitto mosquitto-
   libssl-dev pkg-config)
 
 # The C device kit (device/c): both compilers of its pinned flags, mbedTLS for its port and example, flock for the
-# tests that build it, and the Cortex-M toolchain for its size figures.
-CKIT_APT_PACKAGES=(make gcc clang libmbedtls-dev util-linux gcc-arm-none-eabi libnewlib-arm-none-eabi)
+# tests that build it, the Cortex-M toolchain for its size figures, and clang's libFuzzer and sanitizer runtimes for
+# its fuzz target.
+CKIT_APT_PACKAGES=(make gcc clang libclang-rt-14-dev libmbedtls-dev util-linux gcc-arm-none-eabi libnewlib-arm-none-eabi)
 
 # Installs the missing ones of the named packages (default: STATION_APT_PACKAGES).
 ensure_packages() {
@@ -66,7 +67,14 @@ check_ckit() {
   for cc in gcc clang; do
     make --no-print-directory -s -C "$REPO/device/c" CC="$cc" O="$out/$cc" all test
   done
-  make --no-print-directory -s -C "$REPO/device/c" O="$out/gcc" fuzz-run FUZZ_SECONDS="${CKIT_FUZZ_SECONDS:-20}" 2>&1 |
-    grep -E 'stat::number_of_executed_units|Done [0-9]+ runs|==[0-9]+==ERROR|^SUMMARY' >&2
+  local fuzz_log="$out/fuzz-run.log"
+  mkdir -p "$out"
+  if ! make --no-print-directory -s -C "$REPO/device/c" O="$out/gcc" fuzz-run FUZZ_SECONDS="${CKIT_FUZZ_SECONDS:-20}" \
+    >"$fuzz_log" 2>&1; then
+    tail -n 30 "$fuzz_log" >&2
+    log "device/c: the fuzz run failed (its whole output: $fuzz_log)"
+    return 1
+  fi
+  grep -E 'stat::number_of_executed_units|Done [0-9]+ runs' "$fuzz_log" >&2 || true
   make --no-print-directory -s -C "$REPO/device/c" O="$out/gcc" size >&2
 }
