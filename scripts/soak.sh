@@ -144,4 +144,9 @@ for k, unit in [("rss_mib", "MiB"), ("wal_mib", "MiB"), ("shm_mib", "MiB"), ("fd
     mx = max(float(r[k]) for r in rows[2:])
     print(f"  {k:9} {float(warm[k]):9.1f} -> {float(last[k]):9.1f} {unit:9} max {mx:.1f}")
 PY
-[ "$verdict" = OK ] && [ "$serve_rc" = 0 ]
+# Every device's serial names its feeder (S<bench>-…): a line on another bench means a bench opened another
+# bench's line (a pty number the kernel handed on while a link still led to it).
+crossed=$(awk '$1 ~ /^b[0-9]+$/ { split($2, a, "-"); if (a[1] != "S" substr($1, 2)) n++ } END { print n + 0 }' "$work/lines.txt")
+sim_failed=$( (cat "$work"/sim*.fail 2>/dev/null || true) | wc -l)
+echo "operator lines on a bench other than their simulator's: $crossed; simulator runs that failed: $sim_failed (those at the end are the SIGTERM's)"
+[ "$verdict" = OK ] && [ "$serve_rc" = 0 ] && [ "$crossed" = 0 ]

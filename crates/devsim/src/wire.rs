@@ -92,11 +92,9 @@ pub(crate) struct Wire {
 }
 
 impl Drop for Wire {
-    /// `--pty`: the link goes with the line.
+    /// `--pty`: the link goes with the line (before it: `drop` runs before the fields are dropped).
     fn drop(&mut self) {
-        if self.linked.is_some() && std::fs::read_link(&self.path).ok() == self.linked {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        self.unlink();
     }
 }
 
@@ -191,8 +189,18 @@ impl Wire {
     }
 
     /// Closes the port, as a device that is unplugged (with `--pty`: the line goes away for the station too).
+    /// With `--pty` the link goes first: a link left on a closed pty could lead the station, reopening it, to the
+    /// pty number the kernel gives next to another program (a soak saw one bench serve another bench's simulator).
     pub fn close(&mut self) {
+        self.unlink();
         self.port = None;
+    }
+
+    /// `--pty`: removes the link to our pty, if it is still ours.
+    fn unlink(&mut self) {
+        if self.linked.is_some() && std::fs::read_link(&self.path).ok() == self.linked {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 
     /// Forgets unread input: bytes in the port's buffer and any partial or queued frame.
@@ -337,4 +345,53 @@ impl Wire {
 fn no_peer(e: &io::Error) -> bool {
     const EIO: i32 = 5;
     e.kind() == io::ErrorKind::BrokenPipe || e.raw_os_error() == Some(EIO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// What the station does: waits for the link and opens the line behind it.
+    fn station_opens(link: PathBuf) -> std::thread::JoinHandle<std::fs::File> {
+        std::thread::spawn(move || {
+            loop {
+                if let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(&link) {
+                    return f;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    }
+
+    #[test]
+    fn an_unplugged_pty_takes_its_link_away_before_the_line_closes_and_a_replug_links_a_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("bench");
+        let args = DevsimArgs::parse_from([
+            "station-devsim".as_ref(),
+            "--pty".as_ref(),
+            "--port".as_ref(),
+            link.as_os_str(),
+            "--ca".as_ref(),
+            "ca.pem".as_ref(),
+            "--out".as_ref(),
+            "out".as_ref(),
+        ]);
+        let opener = station_opens(link.clone());
+        let mut wire = Wire::open(&args, 1).unwrap();
+        let _station_end = opener.join().unwrap();
+        let first = std::fs::read_link(&link).unwrap();
+        assert!(first.starts_with("/dev/pts"), "{first:?}");
+
+        wire.close();
+        assert!(std::fs::symlink_metadata(&link).is_err(), "no link is left on the closed pty {first:?}");
+
+        let opener = station_opens(link.clone());
+        wire.reopen().unwrap();
+        let _station_end = opener.join().unwrap();
+        assert!(std::fs::read_link(&link).unwrap().starts_with("/dev/pts"));
+        drop(wire);
+        assert!(std::fs::symlink_metadata(&link).is_err(), "the link goes with the line");
+    }
 }
