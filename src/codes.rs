@@ -223,7 +223,13 @@ pub const ALL: &[Code] = &[
         "The daemon's ledger writer thread died; it exits for systemd to restart it.",
     ),
     c("http-bind-failed", true, E1, CLI, "The daemon cannot listen on [http] listen."),
-    c("serial-port-busy", true, E1, CLI, "Another process holds a bench's serial port; serve stops before any bench."),
+    c(
+        "serial-port-busy",
+        true,
+        E1,
+        CLI,
+        "Another process holds a bench's serial port: serve stops at start, or the bench retries until it is free.",
+    ),
     c("ports-sysfs-unreadable", false, E1, CLI, "station ports cannot read /sys/class/tty."),
     // Operator lines of `station serve` (not errors of a command).
     c("port-lost", true, NONE, CLI, "The device or its cable went away mid-session."),

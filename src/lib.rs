@@ -5,7 +5,7 @@
 //! `aws` (AWS IoT registration), `audit` and `config`, `registry` (the fleet registry on PostgreSQL) and `cli`,
 //! which turns each command into a report.
 
-#![cfg_attr(not(test), forbid(unsafe_code))]
+#![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod aws;

@@ -338,8 +338,10 @@ impl<'a> Session<'a> {
         device.issued = Some(issued);
         // Once CHAIN is written, a device that does not confirm leaves a `delivered` row (record_delivery).
         self.send(port, &Message::Chain(chain))?;
-        self.shared.stats.chain_latency(received.elapsed());
-        self.board.issuance(received.elapsed());
+        // The same figure twice: exact percentiles for serve's summary, buckets for /metrics.
+        let took = received.elapsed();
+        self.shared.stats.chain_latency(took);
+        self.board.issuance(took);
         self.state = State::AwaitStored(Instant::now() + self.shared.timers.stored);
         Ok(())
     }

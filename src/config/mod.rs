@@ -67,10 +67,15 @@ impl Coded for ConfigError {
 
 /// The config path: the flag, else `STATION_CONFIG`, else `./station.toml`.
 pub fn config_path(flag: Option<&Path>) -> PathBuf {
+    choose_config_path(flag, std::env::var_os(CONFIG_ENV))
+}
+
+/// The rule of [`config_path`], given the flag and the variable's value.
+fn choose_config_path(flag: Option<&Path>, env: Option<std::ffi::OsString>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
     }
-    match std::env::var_os(CONFIG_ENV) {
+    match env {
         Some(v) if !v.is_empty() => PathBuf::from(v),
         _ => PathBuf::from("station.toml"),
     }

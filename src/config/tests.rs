@@ -68,14 +68,11 @@ fn bad_field_values_name_the_field_and_the_fix() {
 
 #[test]
 fn config_path_prefers_flag_then_env_then_cwd() {
-    // SAFETY: this test binary runs each test in its own process under nextest; nothing else reads the
-    // environment concurrently here.
-    unsafe { std::env::remove_var(CONFIG_ENV) };
-    assert_eq!(config_path(None), Path::new("station.toml"));
-    unsafe { std::env::set_var(CONFIG_ENV, "/etc/station/from-env.toml") };
-    assert_eq!(config_path(None), Path::new("/etc/station/from-env.toml"));
-    assert_eq!(config_path(Some(Path::new("/x.toml"))), Path::new("/x.toml"));
-    unsafe { std::env::remove_var(CONFIG_ENV) };
+    let env = || Some(std::ffi::OsString::from("/etc/station/from-env.toml"));
+    assert_eq!(choose_config_path(None, None), Path::new("station.toml"));
+    assert_eq!(choose_config_path(None, Some("".into())), Path::new("station.toml"), "an empty variable is unset");
+    assert_eq!(choose_config_path(None, env()), Path::new("/etc/station/from-env.toml"));
+    assert_eq!(choose_config_path(Some(Path::new("/x.toml")), env()), Path::new("/x.toml"));
 }
 
 #[test]

@@ -130,20 +130,7 @@ pub fn walk(conn: &Connection, mut visit: impl FnMut(&Event)) -> Result<ChainRep
     let mut st = conn
         .prepare("SELECT seq, at, kind, subject, ref_id, detail, prev_hash, row_hash FROM events ORDER BY seq")
         .map_err(LedgerError::sql("read events"))?;
-    let rows = st
-        .query_map([], |r| {
-            Ok(Event {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                kind: r.get(2)?,
-                subject: r.get(3)?,
-                ref_id: r.get(4)?,
-                detail: r.get(5)?,
-                prev_hash: r.get(6)?,
-                row_hash: r.get(7)?,
-            })
-        })
-        .map_err(LedgerError::sql("read events"))?;
+    let rows = st.query_map([], from_row).map_err(LedgerError::sql("read events"))?;
     let (mut expect_seq, mut prev) = (1i64, GENESIS.to_string());
     for row in rows {
         let e = row.map_err(LedgerError::sql("read events"))?;

@@ -1,8 +1,9 @@
 //! systemd's notification protocol through the `sd-notify` crate: READY, STOPPING, STATUS and the watchdog.
 //!
 //! `NOTIFY_SOCKET` may name a socket file (`/run/systemd/notify`) or a Linux abstract socket (`@name`; systemd
-//! documents both). The crate sends to socket files; an abstract name it would take for a relative path, so those
-//! datagrams go out here, with the same text (the crate's own rendering of each state).
+//! documents both). The crate renders each state and reads the watchdog interval; the datagram goes out here, to
+//! either kind of socket (the crate would take an abstract name for a relative path). The socket is read from the
+//! environment once, when the notifier is made.
 
 use sd_notify::NotifyState;
 use std::ffi::OsString;
@@ -16,12 +17,14 @@ const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 /// Talks to the service manager, when there is one (`NOTIFY_SOCKET` set); otherwise every call does nothing.
 pub struct Notifier {
     watchdog: Option<Duration>,
+    /// `NOTIFY_SOCKET`, when systemd set one.
+    socket: Option<OsString>,
 }
 
 impl Notifier {
-    /// Reads the watchdog interval systemd asks for (`WatchdogSec=`), if any.
+    /// Reads the socket and the watchdog interval systemd asks for (`WatchdogSec=`), if any.
     pub fn from_env() -> Notifier {
-        Notifier { watchdog: sd_notify::watchdog_enabled() }
+        Notifier { watchdog: sd_notify::watchdog_enabled(), socket: std::env::var_os(NOTIFY_SOCKET) }
     }
 
     /// How often systemd wants a ping, when it watches this process.
@@ -31,22 +34,20 @@ impl Notifier {
 
     /// Sends the states in one datagram. Failures are logged, never fatal: the station works without systemd.
     pub fn send(&self, states: &[NotifyState<'_>]) {
-        if let Err(e) = send(states) {
+        let Some(target) = &self.socket else { return };
+        if let Err(e) = send(target, states) {
             tracing::warn!(error = %e, "cannot notify systemd");
         }
     }
 }
 
-fn send(states: &[NotifyState<'_>]) -> std::io::Result<()> {
-    let Some(target) = std::env::var_os(NOTIFY_SOCKET) else { return Ok(()) };
-    match abstract_name(&target) {
-        Some(name) => {
-            let text: String = states.iter().map(|s| format!("{s}\n")).collect();
-            let addr = SocketAddr::from_abstract_name(name)?;
-            UnixDatagram::unbound()?.send_to_addr(text.as_bytes(), &addr).map(|_| ())
-        }
-        None => sd_notify::notify(states),
-    }
+fn send(target: &OsString, states: &[NotifyState<'_>]) -> std::io::Result<()> {
+    let text: String = states.iter().map(|s| format!("{s}\n")).collect();
+    let addr = match abstract_name(target) {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(target)?,
+    };
+    UnixDatagram::unbound()?.send_to_addr(text.as_bytes(), &addr).map(|_| ())
 }
 
 /// `@name`: the abstract socket `name`.
@@ -58,7 +59,6 @@ fn abstract_name(target: &OsString) -> Option<&[u8]> {
 mod tests {
     use super::*;
 
-    /// A test of its own process (nextest), so setting NOTIFY_SOCKET touches no other test.
     #[test]
     fn states_reach_a_socket_file_and_an_abstract_socket_alike() {
         let dir = tempfile::tempdir().unwrap();
@@ -66,16 +66,14 @@ mod tests {
         let file = UnixDatagram::bind(&path).unwrap();
         let name = format!("station-notify-test-{}", std::process::id());
         let abstract_sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
-        let notifier = Notifier { watchdog: None };
         let mut buf = [0u8; 256];
         for (target, sock) in [(path.display().to_string(), &file), (format!("@{name}"), &abstract_sock)] {
-            // SAFETY: nextest runs each test in its own process; nothing else here reads the environment.
-            unsafe { std::env::set_var(NOTIFY_SOCKET, &target) };
+            let notifier = Notifier { watchdog: None, socket: Some(target.clone().into()) };
             notifier.send(&[NotifyState::Ready, NotifyState::Status("2 benches")]);
             let n = sock.recv(&mut buf).unwrap();
             assert_eq!(&buf[..n], b"READY=1\nSTATUS=2 benches\n", "{target}");
         }
-        unsafe { std::env::remove_var(NOTIFY_SOCKET) };
-        notifier.send(&[NotifyState::Watchdog]);
+        // Without systemd, nothing is sent and nothing fails.
+        Notifier { watchdog: None, socket: None }.send(&[NotifyState::Watchdog]);
     }
 }
