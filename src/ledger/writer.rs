@@ -507,10 +507,11 @@ mod tests {
             r.join().unwrap();
         }
         writer.close();
-        // About 200 MB went through the WAL (all of it stays there without the reset). It was emptied again and
-        // again, and never held more than the reset threshold (16 MiB) plus what commits add between two checks,
-        // with room for a loaded machine.
-        let limit = 100 << 20;
+        // About 200 MB went through the WAL (201 MB stay there without the reset: both checks below then fail). It
+        // was emptied again and again. Its peak is the reset threshold (16 MiB) plus what commits add while the reset
+        // waits for a gap between readers: it reached 107 MB once with the whole suite running beside it on 2
+        // cores; the limit sits between that and the unbounded 201 MB.
+        let limit = 150 << 20;
         assert!(largest > 0 && largest < limit, "the WAL reached {largest} bytes (limit {limit})");
         assert!(resets >= 3, "the WAL was emptied {resets} times");
         assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0, "emptied when the writer stops");
