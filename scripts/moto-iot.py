@@ -21,6 +21,7 @@ default_user_config["iot"]["use_valid_cert"] = True
 # ruff: noqa: E401, E402
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
@@ -197,6 +198,53 @@ Response.describe_ca_certificate = r_describe_ca_certificate
 Response.register_ca_certificate = r_register_ca_certificate
 Response.update_ca_certificate = r_update_ca_certificate
 Response.list_ca_certificates = r_list_ca_certificates
+
+# ---- device certificates under a CA --------------------------------------------------------
+
+def _der(pem):
+    try:
+        return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    except (ValueError, AttributeError):
+        return None
+
+def _find_ca_certificate(self, ca_certificate_pem):
+    # Emulator fix: RegisterCertificate's caCertificatePem names the CA by its certificate, not by
+    # its text (moto compared the PEM strings, so a line ending or header difference lost the CA).
+    want = _der(ca_certificate_pem) if ca_certificate_pem else None
+    for ca in self.ca_certificates.values():
+        if want is not None and _der(ca.certificate_pem) == want:
+            return ca.certificate_id
+    return None
+
+Backend._find_ca_certificate = _find_ca_certificate
+
+def r_list_certificates_by_ca(self):
+    # Emulator fix: ListCertificatesByCA pages like AWS (moto returned every certificate at once):
+    # pageSize 1..250, an opaque marker / nextMarker, isAscendingOrder (default newest first).
+    # The marker names the last item returned, as in ListCACertificates above.
+    ca_id = self.path.split("/")[-1]
+    size = self._get_int_param("pageSize", 250)
+    if not 1 <= size <= 250:
+        raise InvalidRequestException("pageSize must be between 1 and 250")
+    ascending = self._get_bool_param("isAscendingOrder", False)
+    certs = [c for c in self.iot_backend.certificates.values() if c.ca_certificate_id == ca_id]
+    certs.sort(key=_page_key, reverse=not ascending)
+    marker = self._get_param("marker")
+    if marker:
+        try:
+            after = json.loads(base64.urlsafe_b64decode(marker.encode()))
+            assert isinstance(after, list) and all(isinstance(x, str) for x in after)
+        except (ValueError, AssertionError):
+            raise InvalidRequestException("Invalid marker")
+        certs = [c for c in certs if (_page_key(c) > after if ascending else _page_key(c) < after)]
+    page = certs[:size]
+    out = {"certificates": [{"certificateArn": c.arn, "certificateId": c.certificate_id, "status": c.status,
+                             "certificateMode": "DEFAULT", "creationDate": c.creation_date} for c in page]}
+    if len(certs) > size:
+        out["nextMarker"] = base64.urlsafe_b64encode(json.dumps(_page_key(page[-1])).encode()).decode()
+    return ActionResult(out)
+
+Response.list_certificates_by_ca = r_list_certificates_by_ca
 
 # ---- fault injection ---------------------------------------------------------------------
 

@@ -203,6 +203,41 @@ done
 [[ "${CODE[${REGIONS[0]}]}" != "${CODE[${REGIONS[1]}]}" ]] && ok "registration codes differ per region" \
     || bad "registration codes differ per region"
 
+# ---- device certificates under a CA (ListCertificatesByCA) --------------------------------
+R="${REGIONS[0]}"
+mkca devca || die "openssl makes CA devca"
+devca_id="$(iot "$R" register-ca-certificate --ca-certificate "file://$TMP/devca.pem" --certificate-mode SNI_ONLY \
+    --set-as-active | json 'd["certificateId"]')"
+# the CA's PEM as another tool writes it (CRLF line ends): the same certificate
+sed 's/$/\r/' "$TMP/devca.pem" >"$TMP/devca-crlf.pem"
+dev_ids=""
+for d in dev1 dev2 dev3; do
+    mkverif "$d" devca "$d" || die "openssl makes device certificate $d"
+    iot "$R" register-certificate --certificate-pem "file://$TMP/$d.pem" \
+        --ca-certificate-pem "file://$TMP/devca-crlf.pem" --status ACTIVE >/dev/null || bad "register-certificate $d"
+    dev_ids+=" $(der_sha256 "$TMP/$d.pem")"
+done
+page_by_ca() {  # page_by_ca ASCENDING : walks list-certificates-by-ca one item per page; sets PAGED
+    local marker="" pages=0 ids="" page req
+    while :; do
+        req='{"caCertificateId": "'"$devca_id"'", "pageSize": 1, "ascendingOrder": '"$1${marker:+, \"marker\": \"$marker\"}"'}'
+        page="$(iot "$R" list-certificates-by-ca --no-paginate --cli-input-json "$req" 2>&1)" || { PAGED="error: $page"; return; }
+        pages=$((pages + 1))
+        ids+=" $(json '" ".join(c["certificateId"] for c in d["certificates"])' <<<"$page")"
+        marker="$(json 'd.get("nextMarker", "")' <<<"$page")"
+        [[ -z "$marker" || $pages -ge 10 ]] && break
+    done
+    PAGED="$pages pages:$ids"
+}
+page_by_ca true
+eq "list-certificates-by-ca: the CA is found by its certificate, not its text; pageSize 1 pages in creation order" \
+    "3 pages:$dev_ids" "$PAGED"
+eq "list-certificates-by-ca: entries carry certificateArn, certificateId, certificateMode, creationDate, status" \
+    '["certificateArn", "certificateId", "certificateMode", "creationDate", "status"]' \
+    "$(iot "$R" list-certificates-by-ca --ca-certificate-id "$devca_id" | json 'sorted(set(k for c in d["certificates"] for k in c))')"
+eq "list-certificates-by-ca pageSize 0 rejected by the server" "400 InvalidRequestException" \
+    "$(raw GET "/certificates-by-ca/$devca_id?pageSize=0" "$R" | cut -d' ' -f1,2)"
+
 # ---- fault injection ---------------------------------------------------------------------
 R="${REGIONS[0]}"
 faults DELETE >/dev/null

@@ -54,6 +54,7 @@ const E5: Option<i32> = Some(5);
 const E6: Option<i32> = Some(6);
 const E7: Option<i32> = Some(7);
 const E8: Option<i32> = Some(8);
+const E9: Option<i32> = Some(9);
 const E10: Option<i32> = Some(10);
 const NONE: Option<i32> = None;
 
@@ -184,6 +185,16 @@ pub const ALL: &[Code] = &[
     c("aws-template-missing", false, E8, CLI | LEDGER, "No JITP template with the registered CA."),
     c("aws-subject-limit", false, E8, CLI | LEDGER, "10 CAs already share the subject in the region."),
     c("aws-verify-internal", false, E8, CLI | LEDGER, "A pair's check did not finish (an internal error)."),
+    // Audit findings (exit 9): `station audit reconcile --aws`.
+    c("stray-certificate", false, E9, CLI, "AWS IoT holds a certificate under a station CA that no ledger has."),
+    c(
+        "certificate-inactive-in-aws",
+        false,
+        E9,
+        CLI,
+        "AWS holds as REVOKED or INACTIVE a certificate the ledger holds good.",
+    ),
+    c("superseded-active-in-aws", false, E9, CLI, "A certificate a re-issue replaced is still ACTIVE in AWS."),
     // The fleet registry (exit 10).
     c("registry-not-configured", false, E10, CLI, "A registry command without a [registry] section."),
     c("registry-password-missing", false, E10, CLI, "Neither STATION_REGISTRY_PASSWORD nor password_file gives one."),

@@ -1,5 +1,6 @@
 //! Audits: prove the ledger is intact and every certificate is what its row says; checkpoints.
 
+pub mod aws_reconcile;
 pub mod checkpoint;
 mod consistency;
 pub mod export;

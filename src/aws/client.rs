@@ -67,6 +67,18 @@ pub struct Described {
     pub role_arn: Option<String>,
 }
 
+/// A device certificate as ListCertificatesByCA or DescribeCertificate reports it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeviceCert {
+    /// The certificate ID: the hex SHA-256 of the DER, as the ledger's `cert_id`.
+    pub certificate_id: String,
+    /// ACTIVE, INACTIVE, REVOKED, PENDING_ACTIVATION, PENDING_TRANSFER, REGISTER_INACTIVE.
+    pub status: String,
+    pub created: Option<String>,
+    /// The CA it was registered under, when AWS says.
+    pub ca_certificate_id: Option<String>,
+}
+
 /// What RegisterCACertificate sends.
 #[derive(Debug, Clone)]
 pub struct RegisterCa<'a> {
@@ -264,6 +276,68 @@ impl Iot {
             match out.next_marker() {
                 Some(m) if !m.is_empty() && Some(m) != marker.as_deref() => marker = Some(m.to_string()),
                 _ => return Ok(ids),
+            }
+        }
+    }
+
+    /// ListCertificatesByCA, one page (at most 250): the device certificates AWS holds under a CA, and the marker of
+    /// the next page. The caller walks the pages, so that millions of certificates are never held at once.
+    pub async fn certificates_by_ca_page(
+        &self,
+        ca_certificate_id: &str,
+        marker: Option<&str>,
+    ) -> Result<(Vec<DeviceCert>, Option<String>), CallError> {
+        self.limiter.wait().await;
+        let out = self
+            .client
+            .list_certificates_by_ca()
+            .ca_certificate_id(ca_certificate_id)
+            .page_size(250)
+            .ascending_order(true)
+            .set_marker(marker.map(String::from))
+            .send()
+            .await
+            .map_err(|e| self.fail("ListCertificatesByCA", e))?;
+        let certs = out
+            .certificates()
+            .iter()
+            .map(|c| DeviceCert {
+                certificate_id: c.certificate_id().unwrap_or_default().into(),
+                status: c.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                created: c.creation_date().map(|d| d.to_string()),
+                ca_certificate_id: Some(ca_certificate_id.to_string()),
+            })
+            .collect();
+        let next = out.next_marker().filter(|m| !m.is_empty() && Some(*m) != marker).map(String::from);
+        Ok((certs, next))
+    }
+
+    /// DescribeCertificate; `None` when AWS has no certificate with this ID (the device has not connected yet).
+    pub async fn describe_certificate(&self, certificate_id: &str) -> Result<Option<DeviceCert>, CallError> {
+        self.limiter.wait().await;
+        let out = match self.client.describe_certificate().certificate_id(certificate_id).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let err = self.fail("DescribeCertificate", e);
+                return if err.kind == CallKind::NotFound { Ok(None) } else { Err(err) };
+            }
+        };
+        Ok(out.certificate_description().map(|d| DeviceCert {
+            certificate_id: d.certificate_id().unwrap_or_default().into(),
+            status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            created: d.creation_date().map(|t| t.to_string()),
+            ca_certificate_id: d.ca_certificate_id().map(String::from),
+        }))
+    }
+
+    /// DescribeThing; `None` when no thing has this name.
+    pub async fn describe_thing(&self, name: &str) -> Result<Option<String>, CallError> {
+        self.limiter.wait().await;
+        match self.client.describe_thing().thing_name(name).send().await {
+            Ok(out) => Ok(Some(out.thing_arn().unwrap_or_default().to_string())),
+            Err(e) => {
+                let err = self.fail("DescribeThing", e);
+                if err.kind == CallKind::NotFound { Ok(None) } else { Err(err) }
             }
         }
     }

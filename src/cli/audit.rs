@@ -18,16 +18,31 @@ pub enum AuditCommand {
     Checkpoint,
     /// One row per issuance, streamed, as CSV or a JSON array.
     Export(ExportArgs),
-    /// Compare a production order's serial list (one per line) with what was issued.
-    Reconcile {
-        #[arg(long)]
-        expected: std::path::PathBuf,
-    },
+    /// Compare a production order's serial list (one per line) with what was issued, or (--aws) every
+    /// certificate AWS IoT holds under the station's CAs with what was issued.
+    Reconcile(ReconcileArgs),
     /// Counts of issuances, re-issues and refusals (by code).
     Stats {
         #[arg(long, value_enum, default_value = "day")]
         by: audit::stats::By,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    /// A production order: one serial per line.
+    #[arg(long, required_unless_present = "aws", conflicts_with = "aws")]
+    pub expected: Option<std::path::PathBuf>,
+    /// List every certificate AWS IoT holds under each of the station's CAs (with [registry], every station's
+    /// CAs) and compare: strays, revoked or inactive ones, and which devices have connected.
+    #[arg(long)]
+    pub aws: bool,
+    /// A region to list (repeatable) [default: [aws] regions]
+    #[arg(long = "region", value_name = "REGION", requires = "aws")]
+    pub regions: Vec<String>,
+    /// Send the calls here instead of AWS [default: [aws] endpoint_url]
+    #[arg(long, value_name = "URL", requires = "aws")]
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,7 +71,10 @@ pub fn run(cli: &Cli, cmd: &AuditCommand) -> Result<Box<dyn Report>> {
         AuditCommand::Verify { no_hsm } => verify(cli, *no_hsm),
         AuditCommand::Checkpoint => checkpoint(cli),
         AuditCommand::Export(a) => export(cli, a),
-        AuditCommand::Reconcile { expected } => reconcile(cli, expected),
+        AuditCommand::Reconcile(a) => match &a.expected {
+            Some(expected) => reconcile(cli, expected),
+            None => reconcile_aws(cli, a),
+        },
         AuditCommand::Stats { by } => stats(cli, *by),
     }
 }
@@ -115,6 +133,111 @@ fn reconcile(cli: &Cli, expected: &std::path::Path) -> Result<Box<dyn Report>> {
     );
     let status = if r.clean() { 0 } else { exit::AUDIT };
     let mut out = Output::new(r, text);
+    out.status = status;
+    Ok(out)
+}
+
+fn reconcile_aws(cli: &Cli, a: &ReconcileArgs) -> Result<Box<dyn Report>> {
+    use audit::aws_reconcile::{self, AwsReconciliation, Findings, LedgerIssued, RegistryIssued};
+    let st = Station::load(cli)?;
+    let overrides =
+        crate::aws::Overrides { regions: a.regions.clone(), endpoint_url: a.endpoint_url.clone(), mode: None };
+    let settings = crate::aws::Settings::resolve(&st.config, &overrides)?;
+    let quiet = cli.json;
+    let progress = |p: &aws_reconcile::Pair| {
+        if !quiet {
+            match &p.error {
+                None => eprintln!("  … {} {}: {} listed, {} stray", p.region, p.ca, p.listed, p.stray),
+                Some(e) => eprintln!("  … {} {}: error[{}] {}", p.region, p.ca, e.code, e.message),
+            }
+        }
+    };
+    let ledger;
+    let r: AwsReconciliation = match &st.config.registry {
+        Some(reg) => {
+            let target = crate::registry::Target::new(reg)?;
+            let mut src = RegistryIssued::new(target.connect()?, &target.name)?;
+            aws_reconcile::reconcile(&settings, &mut src, &progress)?
+        }
+        None => {
+            ledger = st.ledger()?;
+            let mut src = LedgerIssued::new(&ledger, &st.config.station.id, &st.config.ledger.path)?;
+            aws_reconcile::reconcile(&settings, &mut src, &progress)?
+        }
+    };
+    let mut text = format!("AWS IoT against the {}\n", r.source);
+    for p in &r.pairs {
+        text += &match &p.error {
+            None => format!(
+                "  {:<16} {:<16} {:>9} listed {:>9} issued here {:>6} stray\n",
+                p.region, p.ca, p.listed, p.known, p.stray
+            ),
+            Some(e) => format!(
+                "  {:<16} {:<16} NOT READ: error[{}] {}\n    hint: {}\n",
+                p.region, p.ca, e.code, e.message, e.remedy
+            ),
+        };
+    }
+    text += &format!(
+        "\nconnected (AWS holds the certificate), current issuances:\n  {:<10} {:<16} {:<12} {:<16} {:>8} {:>9} {:>8}\n",
+        "DAY", "STATION", "BENCH", "CA", "ISSUED", "CONNECTED", "PENDING"
+    );
+    for g in &r.groups {
+        text += &format!(
+            "  {:<10} {:<16} {:<12} {:<16} {:>8} {:>9} {:>8}\n",
+            g.day,
+            g.station,
+            if g.bench.is_empty() { "-" } else { &g.bench },
+            g.ca,
+            g.issued,
+            g.connected,
+            g.pending_activation
+        );
+    }
+    let list = |title: &str, code: &str, f: &Findings| {
+        let mut s = format!("\n{title}: {}", f.count);
+        if f.count > 0 {
+            s += &format!("  [{code}]");
+        }
+        for x in &f.listed {
+            s += &format!(
+                "\n  {} {} {} {}{}",
+                x.region,
+                x.ca,
+                x.certificate_id,
+                x.aws_status,
+                match (&x.serial, &x.station) {
+                    (Some(s), Some(st)) =>
+                        format!(" serial {s} station {st} bench {}", x.bench.as_deref().unwrap_or("-")),
+                    _ => format!(" created {}", x.aws_created.as_deref().unwrap_or("?")),
+                }
+            );
+        }
+        if (f.listed.len() as u64) < f.count {
+            s += &format!(
+                "\n  … and {} more (--json lists the first {})",
+                f.count - f.listed.len() as u64,
+                f.listed.len()
+            );
+        }
+        s
+    };
+    text += &list("stray: under a station CA, in no ledger", "stray-certificate", &r.stray);
+    text += &list("REVOKED or INACTIVE in AWS, good in the ledger", "certificate-inactive-in-aws", &r.inactive_in_aws);
+    text +=
+        &list("re-issued in the ledger, old one still ACTIVE in AWS", "superseded-active-in-aws", &r.superseded_active);
+    let codes = r.codes();
+    let status = if !codes.is_empty() {
+        text += &format!("\nresult: DIFFERENCES ({})", codes.join(", "));
+        exit::AUDIT
+    } else if let Some(e) = r.first_error() {
+        text += &format!("\nresult: INCOMPLETE, a region could not be read (error[{}])", e.code);
+        exit::AWS
+    } else {
+        text += "\nresult: OK, every certificate AWS holds under the station's CAs was issued by the station";
+        0
+    };
+    let mut out = Output::new(serde_json::json!({ "codes": codes, "ok": r.clean(), "reconciliation": r }), text);
     out.status = status;
     Ok(out)
 }

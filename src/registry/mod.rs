@@ -16,7 +16,7 @@ mod session;
 pub mod signer;
 pub mod verify;
 
-pub use client::Target;
+pub use client::{Target, query_error};
 pub use error::RegistryError;
 pub use password::{PASSWORD_ENV, Password};
 pub use schema::{InitReport, SCHEMA_VERSION, migrate};
