@@ -185,6 +185,13 @@ pub const ALL: &[Code] = &[
     c("aws-template-missing", false, E8, CLI | LEDGER, "No JITP template with the registered CA."),
     c("aws-subject-limit", false, E8, CLI | LEDGER, "10 CAs already share the subject in the region."),
     c("aws-verify-internal", false, E8, CLI | LEDGER, "A pair's check did not finish (an internal error)."),
+    // `station aws dry-run`: what the first connection of one certificate would meet.
+    c("aws-jitp-certificate-not-active", false, E8, CLI, "The template leaves the device certificate not ACTIVE."),
+    c("aws-jitp-attribute-invalid", false, E8, CLI, "A thing attribute AWS IoT refuses (characters, length, count)."),
+    c("aws-jitp-policy-invalid", false, E8, CLI, "The template's policy is not a valid AWS IoT policy."),
+    c("aws-device-certificate-revoked", false, E8, CLI, "AWS holds the device certificate REVOKED or INACTIVE."),
+    c("aws-device-certificate-foreign", false, E8, CLI, "The certificate is not signed by a CA of this station."),
+    c("aws-device-certificate-not-valid-now", false, E8, CLI, "The device certificate is not valid now."),
     // Audit findings (exit 9): `station audit reconcile --aws`.
     c("stray-certificate", false, E9, CLI, "AWS IoT holds a certificate under a station CA that no ledger has."),
     c(

@@ -10,6 +10,7 @@
 
 mod checks;
 pub mod client;
+pub mod dry_run;
 mod error;
 pub mod gate;
 pub mod register;

@@ -1,6 +1,7 @@
 //! The command line: one file per noun. Each command returns a report that prints as text or `--json`.
 
 mod audit;
+mod aws;
 mod ca;
 mod ca_aws;
 mod hsm;
@@ -80,6 +81,9 @@ pub enum Command {
     Status,
     /// The serial ports on this machine: USB ids, manufacturer, serial number and the /dev/serial/by-id link.
     Ports(ports::PortsArgs),
+    /// AWS IoT: what the first connection of a device would do (dry-run).
+    #[command(subcommand)]
+    Aws(aws::AwsCommand),
     /// Audits: verify the ledger.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -110,6 +114,7 @@ pub fn run(cli: &Cli) -> Result<Box<dyn Report>> {
         Command::Hsm(c) => hsm::run(cli, c),
         Command::Issue(a) => issue::run(cli, a),
         Command::Audit(c) => audit::run(cli, c),
+        Command::Aws(c) => aws::run(cli, c),
         Command::Serve(a) => serve::run(cli, a),
         Command::Status => status::run(cli),
         Command::Registry(c) => registry::run(cli, c),

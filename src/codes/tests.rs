@@ -318,6 +318,7 @@ fn every_code_literal_in_the_sources_is_registered() {
         r#"end_with_failure\(\s*"([a-z0-9-]+)""#,
         r#"failed_check: Some\("([a-z0-9-]+)""#,
         r#"=> "((?:hsm|aws)-[a-z0-9-]+)""#,
+        r#"Problem::new\(\s*"([a-z0-9-]+)""#,
     ]
     .map(|p| regex::Regex::new(p).unwrap());
     // The station's sources and the crates beside it: the simulator's usage errors are made there.
