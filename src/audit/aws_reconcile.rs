@@ -22,6 +22,10 @@ use std::collections::HashMap;
 /// Listed differences are capped (the counts are not): a leaked key could put millions of strays in a report.
 pub const LIST_LIMIT: usize = 1000;
 
+/// The first strays of each pair are described (DescribeCertificate), so the report names their subjects: what the
+/// key signed, for the security team. One call each, within the rate limit.
+pub const DESCRIBE_STRAYS: usize = 50;
+
 /// An issuance as the reconciliation needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
@@ -56,6 +60,8 @@ pub struct Finding {
     pub certificate_id: String,
     pub aws_status: String,
     pub aws_created: Option<String>,
+    /// The certificate's subject, as AWS holds it (described for the first strays of each pair).
+    pub subject: Option<String>,
     /// The ledger's view (absent for a stray).
     pub serial: Option<String>,
     pub station: Option<String>,
@@ -179,6 +185,7 @@ pub fn match_page(
             certificate_id: c.certificate_id.clone(),
             aws_status: c.status.clone(),
             aws_created: c.created.clone(),
+            subject: None,
             serial: k.map(|k| k.serial.clone()),
             station: k.map(|k| k.station.clone()),
             bench: k.map(|k| k.bench.clone()),
@@ -442,6 +449,7 @@ pub fn reconcile(
                 error: None,
             });
             let i = out.pairs.len() - 1;
+            let strays_before = out.stray.listed.len();
             let mut marker: Option<String> = None;
             loop {
                 match rt.block_on(iot.certificates_by_ca_page(id, marker.as_deref())) {
@@ -457,6 +465,12 @@ pub fn reconcile(
                             Some(PairError { code: e.code(), message: e.to_string(), remedy: e.remedy(settings) });
                         break;
                     }
+                }
+            }
+            for f in out.stray.listed.iter_mut().skip(strays_before).take(DESCRIBE_STRAYS) {
+                // A failed description leaves the subject unknown; the stray itself is proven by the listing.
+                if let Ok(Some(d)) = rt.block_on(iot.describe_certificate(&f.certificate_id)) {
+                    f.subject = d.subject;
                 }
             }
             progress(&out.pairs[i]);
@@ -508,7 +522,13 @@ mod tests {
     }
 
     fn cert(id: &str, status: &str) -> DeviceCert {
-        DeviceCert { certificate_id: id.into(), status: status.into(), created: None, ca_certificate_id: None }
+        DeviceCert {
+            certificate_id: id.into(),
+            status: status.into(),
+            created: None,
+            ca_certificate_id: None,
+            subject: None,
+        }
     }
 
     #[test]
@@ -577,6 +597,7 @@ mod tests {
                 certificate_id: i.to_string(),
                 aws_status: "ACTIVE".into(),
                 aws_created: None,
+                subject: None,
                 serial: None,
                 station: None,
                 bench: None,

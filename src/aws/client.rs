@@ -77,6 +77,9 @@ pub struct DeviceCert {
     pub created: Option<String>,
     /// The CA it was registered under, when AWS says.
     pub ca_certificate_id: Option<String>,
+    /// The certificate's subject (DescribeCertificate only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// What RegisterCACertificate sends.
@@ -306,6 +309,7 @@ impl Iot {
                 status: c.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
                 created: c.creation_date().map(|d| d.to_string()),
                 ca_certificate_id: Some(ca_certificate_id.to_string()),
+                subject: None,
             })
             .collect();
         let next = out.next_marker().filter(|m| !m.is_empty() && Some(*m) != marker).map(String::from);
@@ -327,6 +331,12 @@ impl Iot {
             status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
             created: d.creation_date().map(|t| t.to_string()),
             ca_certificate_id: d.ca_certificate_id().map(String::from),
+            subject: d
+                .certificate_pem()
+                .and_then(|pem| crate::pki::certs_from_bytes(pem.as_bytes()).ok())
+                .and_then(|c| c.into_iter().next())
+                .and_then(|der| crate::pki::inspect(&der).ok())
+                .map(|i| i.subject),
         }))
     }
 

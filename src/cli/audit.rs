@@ -209,7 +209,11 @@ fn reconcile_aws(cli: &Cli, a: &ReconcileArgs) -> Result<Box<dyn Report>> {
                 match (&x.serial, &x.station) {
                     (Some(s), Some(st)) =>
                         format!(" serial {s} station {st} bench {}", x.bench.as_deref().unwrap_or("-")),
-                    _ => format!(" created {}", x.aws_created.as_deref().unwrap_or("?")),
+                    _ => format!(
+                        " created {}{}",
+                        x.aws_created.as_deref().unwrap_or("?"),
+                        x.subject.as_ref().map(|s| format!(" subject {s}")).unwrap_or_default()
+                    ),
                 }
             );
         }
