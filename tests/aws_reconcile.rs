@@ -139,7 +139,7 @@ fn strays_revoked_and_superseded_certificates_are_found_and_connected_devices_co
     assert_eq!(listed(&r, "stray"), [rogue.as_str()]);
     assert!(r["reconciliation"]["stray"]["listed"][0]["serial"].is_null());
     assert_eq!(
-        r["reconciliation"]["stray"]["listed"][0]["subject"], "CN=RC-9999, serialNumber=RC-9999",
+        r["reconciliation"]["stray"]["listed"][0]["subject"], "C=DE, O=Station Demo, CN=RC-9999, serialNumber=RC-9999",
         "what the key signed"
     );
     assert_eq!(listed(&r, "inactive_in_aws"), [ids[1].clone()]);
