@@ -253,6 +253,10 @@ fn with_a_registry_every_stations_certificates_are_reconciled() {
                 connected.push(connect(&moto, &ca_pem, &leaf));
             }
         }
+    }
+    // line-a re-issues its connected LINE-A-000 on bench b2; the old certificate stays ACTIVE in AWS.
+    issue(&a, "LINE-A-000", "b2", &["--reissue", "--reason", "flash replaced"]);
+    for st in [&a, &b] {
         st.run(&["registry", "push"]).ok();
     }
     // line-b's CA key signs outside line-b's ledger.
@@ -284,15 +288,26 @@ fn with_a_registry_every_stations_certificates_are_reconciled() {
     assert_eq!((pairs[0]["listed"].as_u64(), pairs[0]["stray"].as_u64()), (Some(2), Some(0)));
     assert_eq!((pairs[1]["listed"].as_u64(), pairs[1]["stray"].as_u64()), (Some(3), Some(1)));
     assert_eq!(listed(&r, "stray"), [rogue]);
+    assert_eq!(listed(&r, "superseded_active"), [connected[0].as_str()]);
+    assert_eq!(r["reconciliation"]["superseded_active"]["listed"][0]["station"], "line-a");
+    assert_eq!(r["codes"], serde_json::json!(["stray-certificate", "superseded-active-in-aws"]));
     let groups = r["reconciliation"]["groups"].as_array().unwrap();
-    for station in ["line-a", "line-b"] {
-        let g = groups.iter().find(|g| g["station"] == station).unwrap_or_else(|| panic!("{station}: {r}"));
-        assert_eq!((g["issued"].as_u64(), g["connected"].as_u64()), (Some(3), Some(2)), "{g}");
-    }
-    // Without the registry, line-a's ledger alone: only its own CA, clean.
+    let counts = |station: &str, bench: &str| {
+        let g = groups
+            .iter()
+            .find(|g| g["station"] == station && g["bench"] == bench)
+            .unwrap_or_else(|| panic!("{station} {bench}: {r}"));
+        (g["issued"].as_u64().unwrap(), g["connected"].as_u64().unwrap())
+    };
+    assert_eq!(counts("line-a", "b1"), (2, 1), "the re-issued serial counts once, on its new bench");
+    assert_eq!(counts("line-a", "b2"), (1, 0));
+    assert_eq!(counts("line-b", "b1"), (3, 2));
+    // Without the registry, line-a's ledger alone: only its own CA; its superseded certificate, no stray.
     a.edit_config(|t| t[..t.find("\n[registry]").unwrap()].to_string());
-    let r = reconcile(&a).ok().json();
+    let out = reconcile(&a);
+    assert_eq!(out.status, 9);
+    let r = out.json();
     assert!(r["reconciliation"]["source"].as_str().unwrap().starts_with("ledger "), "{r}");
     assert_eq!(r["reconciliation"]["pairs"].as_array().unwrap().len(), 1);
-    assert_eq!(connected.len(), 4);
+    assert_eq!(r["codes"], serde_json::json!(["superseded-active-in-aws"]));
 }
