@@ -1,56 +1,64 @@
 //! `audit checkpoint` and the checkpoint checks of `audit verify`.
 //!
 //! Each checkpoint is also appended to a witness file outside the database (`state_dir/checkpoints.log`,
-//! one JSON object per line), so a ledger rolled back together with its checkpoint rows is still caught.
+//! one JSON object per line, see `witness`), so a ledger rolled back together with its checkpoint rows is still
+//! caught.
 
-use super::Finding;
+use super::{Finding, witness};
 use crate::Result;
 use crate::hsm::HsmKey;
 use crate::ledger::{Checkpoint, Ledger, LedgerError, checkpoints};
 use crate::pki;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The witness file for a station.
 pub fn witness_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("checkpoints.log")
+    witness::path(state_dir)
 }
 
 /// Signs the current chain head with `key` and stores it, in the ledger and in the witness file. The head
-/// is read first and signed outside any write transaction; the row is then stored in a short one.
-pub fn create(ledger: &mut Ledger, ca_name: &str, key: &HsmKey, state_dir: &Path) -> Result<Checkpoint> {
+/// is read first and signed outside any write transaction; the row is then stored in a short one. The witness is
+/// brought up to the ledger afterwards ([`witness::sync`]), so checkpoints an earlier crash left unwitnessed are
+/// written too.
+pub fn create(ledger: &mut Ledger, signer: &str, key: &HsmKey, state_dir: &Path) -> Result<Checkpoint> {
     let head = checkpoints::head(ledger.conn())?;
-    let signature = sign_checkpoint(key, &head, ca_name)?;
+    let signature = sign_checkpoint(key, &head, signer)?;
     let tx = ledger.conn_mut().transaction().map_err(LedgerError::sql("begin"))?;
-    let cp = checkpoints::store(&tx, &head, ca_name, &key.uri().to_string(), &signature)?;
+    let cp = checkpoints::store(&tx, &head, signer, &key.uri().to_string(), &signature)?;
     tx.commit().map_err(LedgerError::sql("commit checkpoint"))?;
-    append_witness(state_dir, &cp)?;
+    witness_after_commit(state_dir, ledger.conn(), cp.id)?;
     Ok(cp)
+}
+
+/// Witnesses checkpoint `id` (just committed) and any an earlier crash left unwitnessed, logging those.
+pub fn witness_after_commit(state_dir: &Path, conn: &rusqlite::Connection, id: i64) -> Result<witness::Synced> {
+    #[cfg(feature = "test-hooks")]
+    crate::test_hooks::pause_point("checkpoint-committed");
+    let synced = witness::sync(state_dir, conn)?;
+    let restored = synced.appended.iter().filter(|a| **a != id).count();
+    if restored > 0 {
+        tracing::warn!(restored, "witness file: restored checkpoint(s) committed before a crash but never witnessed");
+    }
+    Ok(synced)
+}
+
+/// Start-up reconciliation: appends to the witness every ledger checkpoint it lacks (and repairs a torn last
+/// line). Returns how many were restored.
+pub fn reconcile_witness(state_dir: &Path, conn: &rusqlite::Connection) -> Result<usize> {
+    let synced = witness::sync(state_dir, conn)?;
+    if !synced.appended.is_empty() {
+        tracing::warn!(
+            restored = synced.appended.len(),
+            "witness file: restored checkpoint(s) committed before a crash but never witnessed"
+        );
+    }
+    Ok(synced.appended.len())
 }
 
 /// The HSM signature over a checkpoint's text.
 pub fn sign_checkpoint(key: &HsmKey, head: &checkpoints::Head, ca_name: &str) -> Result<Vec<u8>, LedgerError> {
     key.sign_bytes(head.message(ca_name).as_bytes()).map_err(|e| LedgerError::Signing(e.to_string()))
-}
-
-/// Appends a checkpoint to the witness file (created 0600 in a 0700 folder).
-pub fn append_witness(state_dir: &Path, cp: &Checkpoint) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let io = |e| {
-        crate::Error::io(
-            "witness-unwritable",
-            format!("cannot write {}", witness_path(state_dir).display()),
-            "check [station] state_dir",
-            e,
-        )
-    };
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir).map_err(io)?;
-    let mut f =
-        std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(witness_path(state_dir)).map_err(io)?;
-    let line = serde_json::json!({ "seq": cp.seq, "head_hash": cp.head_hash, "at": cp.at, "issuances": cp.issuances });
-    writeln!(f, "{line}").map_err(io)?;
-    f.sync_all().map_err(io)
 }
 
 /// Checks every checkpoint: its signature under its CA's certificate, that its text is what its fields
@@ -62,6 +70,7 @@ pub fn check(
     chain_intact: bool,
     state_dir: &Path,
     findings: &mut Vec<Finding>,
+    warnings: &mut Vec<Finding>,
 ) -> Result<usize> {
     let cps = checkpoints::all(ledger.conn())?;
     let mut ca_spki: HashMap<String, Option<Vec<u8>>> = HashMap::new();
@@ -103,7 +112,7 @@ pub fn check(
     findings.extend(first_forged);
     findings.extend(first_behind);
     if chain_intact {
-        check_witness(state_dir, &cps, heads, chain_len, findings);
+        check_witness(state_dir, &cps, heads, chain_len, findings, warnings);
     }
     Ok(cps.len())
 }
@@ -128,18 +137,96 @@ fn check_witness(
     heads: &HashMap<i64, String>,
     chain_len: i64,
     findings: &mut Vec<Finding>,
+    warnings: &mut Vec<Finding>,
 ) {
-    let Ok(text) = std::fs::read_to_string(witness_path(state_dir)) else { return };
-    for (n, line) in text.lines().enumerate() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let (seq, head) = (v["seq"].as_i64().unwrap_or(-1), v["head_hash"].as_str().unwrap_or(""));
-        let problem = covered(seq, head, heads, chain_len).or_else(|| {
-            (!cps.iter().any(|c| c.seq == seq && c.head_hash == head))
-                .then(|| "the ledger has no checkpoint for this witnessed head: checkpoints were deleted".to_string())
-        });
-        if let Some(problem) = problem {
-            findings.push(Finding { check: "checkpoint-witness", subject: format!("witness line {}", n + 1), problem });
+    let witness = match witness::Witness::read(state_dir) {
+        Ok(w) => w,
+        Err(e) => {
+            warnings.push(Finding {
+                check: "checkpoint-witness",
+                subject: "witness file".into(),
+                problem: e.to_string(),
+            });
             return;
         }
+    };
+    if !witness.exists {
+        if !cps.is_empty() {
+            warnings.push(Finding {
+                check: "checkpoint-not-witnessed",
+                subject: "witness file".into(),
+                problem: format!(
+                    "{} has no witness file: {} checkpoint(s) cannot be checked against it",
+                    state_dir.display(),
+                    cps.len()
+                ),
+            });
+        }
+        return;
+    }
+    for l in &witness.lines {
+        let problem = match &l.record {
+            None => Some("it is not a witness record: the file was edited".to_string()),
+            Some(r) => covered(r.seq, &r.head_hash, heads, chain_len).or_else(|| {
+                (!cps.iter().any(|c| c.seq == r.seq && c.head_hash == r.head_hash && r.id.is_none_or(|id| id == c.id)))
+                    .then(|| {
+                        "the ledger has no checkpoint for this witnessed head: checkpoints were deleted".to_string()
+                    })
+            }),
+        };
+        if let Some(problem) = problem {
+            findings.push(Finding {
+                check: "checkpoint-witness",
+                subject: format!("witness line {}", l.number),
+                problem,
+            });
+            return;
+        }
+    }
+    if let Some(fragment) = &witness.torn {
+        warnings.push(Finding {
+            check: "witness-torn-line",
+            subject: format!("witness line {}", witness.lines.len() + 1),
+            problem: format!(
+                "the file ends in {} bytes without a newline (a write cut short); the next start keeps them aside and writes the line again",
+                fragment.len()
+            ),
+        });
+    }
+    not_witnessed(cps, &witness.witnessed(), findings, warnings);
+}
+
+/// Ledger checkpoints the witness lacks. The station witnesses in id order and reconciles at every start, so the
+/// only gap a crash leaves is after the last witnessed checkpoint (a warning: the next start repairs it); a
+/// checkpoint missing before a witnessed one was removed from the file (a finding).
+fn not_witnessed(
+    cps: &[Checkpoint],
+    have: &witness::Witnessed,
+    findings: &mut Vec<Finding>,
+    warnings: &mut Vec<Finding>,
+) {
+    let witnessed = |c: &Checkpoint| have.contains(c);
+    let last_witnessed = cps.iter().filter(|c| witnessed(c)).map(|c| c.id).max().unwrap_or(0);
+    let (inner, tail): (Vec<&Checkpoint>, Vec<&Checkpoint>) =
+        cps.iter().filter(|c| !witnessed(c)).partition(|c| c.id < last_witnessed);
+    if let Some(first) = inner.first() {
+        findings.push(Finding {
+            check: "checkpoint-not-witnessed",
+            subject: format!("checkpoint {}", first.id),
+            problem: format!(
+                "{} checkpoint(s) older than witnessed checkpoint {last_witnessed} are missing from the witness file: lines were removed from it",
+                inner.len()
+            ),
+        });
+    }
+    if let Some(first) = tail.first() {
+        warnings.push(Finding {
+            check: "checkpoint-not-witnessed",
+            subject: format!("checkpoint {}", first.id),
+            problem: format!(
+                "{} checkpoint(s) from this one on are in the ledger but not yet in the witness file (a stop between the commit and the append); the next start of serve or issue, or `station audit checkpoint`, writes them",
+                tail.len()
+            ),
+        });
     }
 }

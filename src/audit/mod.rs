@@ -6,5 +6,6 @@ pub mod export;
 pub mod reconcile;
 pub mod stats;
 mod verify;
+pub mod witness;
 
 pub use verify::{Finding, VerifyReport, verify};

@@ -146,14 +146,22 @@ fn stats(cli: &Cli, by: audit::stats::By) -> Result<Box<dyn Report>> {
 fn checkpoint(cli: &Cli) -> Result<Box<dyn Report>> {
     let st = Station::load(cli)?;
     let mut ledger = st.ledger()?;
+    let state_dir = &st.config.station.state_dir;
+    // Checkpoints a crash left out of the witness file are written first, even if signing fails below.
+    let restored = audit::checkpoint::reconcile_witness(state_dir, ledger.conn())?;
     let ca = ledger.active_ca()?.ok_or(crate::ca::CaError::NoneActive)?;
     let key = crate::ca::signing_key(&st.hsm()?, &ca)?;
-    let cp = audit::checkpoint::create(&mut ledger, &ca.name, &key, &st.config.station.state_dir)?;
-    let text = format!(
+    let cp = audit::checkpoint::create(&mut ledger, &ca.name, &key, state_dir)?;
+    let mut text = format!(
         "checkpoint {} signed by CA {}: event {} (head {}), {} issuances",
         cp.id, cp.ca_name, cp.seq, cp.head_hash, cp.issuances
     );
-    Ok(Output::new(cp, text))
+    if restored > 0 {
+        text += &format!("\nwitness file: {restored} checkpoint(s) missing from it were restored from the ledger");
+    }
+    let mut json = serde_json::to_value(&cp).unwrap_or_default();
+    json["witness_restored"] = restored.into();
+    Ok(Output::new(json, text))
 }
 
 fn verify(cli: &Cli, no_hsm: bool) -> Result<Box<dyn Report>> {
@@ -174,6 +182,9 @@ fn verify(cli: &Cli, no_hsm: bool) -> Result<Box<dyn Report>> {
         report.checkpoints,
         if report.hsm_checked { "checked" } else { "not checked (--no-hsm)" }
     );
+    for w in &report.warnings {
+        text += &format!("warning:     [{}] {}: {}\n", w.check, w.subject, w.problem);
+    }
     if report.ok {
         text += "result:      OK, the ledger is intact";
     } else {

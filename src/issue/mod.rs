@@ -124,7 +124,11 @@ pub struct Engine {
     aws: Option<crate::config::AwsSection>,
     state_dir: PathBuf,
     checkpoint_every: u64,
-    new_since_start: std::sync::atomic::AtomicU64,
+    /// New certificates since the ledger's last checkpoint: read from the ledger at start (so a station that
+    /// restarts often still checkpoints), counted in memory from then on.
+    since_checkpoint: std::sync::atomic::AtomicU64,
+    /// A periodic checkpoint is being signed (the next bench does not start another).
+    checkpointing: std::sync::atomic::AtomicBool,
     /// With `[registry]` in station mode: serials come from leased blocks (see `registry::leases`).
     leasing: Option<Leasing>,
 }
@@ -160,6 +164,9 @@ impl Engine {
             ),
             None => gate::Gate::unguarded(),
         };
+        // A checkpoint committed just before a crash may be missing from the witness file: write it now.
+        crate::audit::checkpoint::reconcile_witness(&cfg.station.state_dir, ledger.conn())?;
+        let since_checkpoint = ledger::checkpoints::issued_since_last(ledger.conn())?;
         drop(ledger);
         let writer = Writer::start(&cfg.ledger.path, cfg.ledger.group_commit_max)?;
         Ok(Engine {
@@ -174,7 +181,8 @@ impl Engine {
             aws,
             state_dir: cfg.station.state_dir.clone(),
             checkpoint_every: cfg.audit.checkpoint_every,
-            new_since_start: std::sync::atomic::AtomicU64::new(0),
+            since_checkpoint: std::sync::atomic::AtomicU64::new(since_checkpoint),
+            checkpointing: std::sync::atomic::AtomicBool::new(false),
             leasing,
         })
     }
@@ -486,15 +494,23 @@ impl Engine {
         }
     }
 
-    /// Every `[audit] checkpoint_every` new certificates, sign a checkpoint.
+    /// Every `[audit] checkpoint_every` new certificates since the ledger's last checkpoint, sign a checkpoint.
+    /// The count survives restarts: it starts from the ledger (the last checkpoint's issuance count against the
+    /// per-bench counts), so no row is counted here.
     fn after_new_certificate(&self) {
-        let n = self.new_since_start.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if self.checkpoint_every > 0
-            && n.is_multiple_of(self.checkpoint_every)
-            && let Err(e) = self.checkpoint()
-        {
-            tracing::warn!(error = %e, "periodic checkpoint failed; issuance continues");
+        use std::sync::atomic::Ordering;
+        let n = self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.checkpoint_every == 0 || n < self.checkpoint_every || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
         }
+        match self.checkpoint() {
+            // What was counted until now is covered; certificates since then count towards the next one.
+            Ok(_) => drop(
+                self.since_checkpoint.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n))),
+            ),
+            Err(e) => tracing::warn!(error = %e, "periodic checkpoint failed; issuance continues"),
+        }
+        self.checkpointing.store(false, Ordering::Release);
     }
 
     /// Signs the chain head (after everything queued) with the active CA's key and records it in the
@@ -506,7 +522,8 @@ impl Engine {
         let head = self.writer.head()?;
         let signature = crate::audit::checkpoint::sign_checkpoint(key, &head, &ca.name)?;
         let cp = self.writer.store_checkpoint(head, &ca.name, &key.uri().to_string(), signature)?;
-        crate::audit::checkpoint::append_witness(&self.state_dir, &cp)?;
+        let conn = ledger::open_connection(&self.ledger_path)?;
+        crate::audit::checkpoint::witness_after_commit(&self.state_dir, &conn, cp.id)?;
         Ok(cp)
     }
 

@@ -54,6 +54,18 @@ pub fn head(conn: &Connection) -> Result<Head, LedgerError> {
     Ok(Head { seq, head_hash, issuances, at: now_text() })
 }
 
+/// Issuance rows added since the newest checkpoint (all of them when there is none): the per-bench counts against
+/// that checkpoint's count. Two indexed reads, whatever the ledger's size.
+pub fn issued_since_last(conn: &Connection) -> Result<u64, LedgerError> {
+    let total: i64 = conn
+        .query_row("SELECT COALESCE(SUM(issued), 0) FROM bench_counts", [], |r| r.get(0))
+        .map_err(LedgerError::sql("count"))?;
+    let last: i64 = conn
+        .query_row("SELECT COALESCE((SELECT issuances FROM checkpoints ORDER BY id DESC LIMIT 1), 0)", [], |r| r.get(0))
+        .map_err(LedgerError::sql("read checkpoints"))?;
+    Ok(u64::try_from(total - last).unwrap_or(0))
+}
+
 /// Stores a checkpoint of `head` signed (hex `signature`) by the key at `key_uri`.
 pub fn store(
     conn: &Connection,
