@@ -4,9 +4,11 @@
 //! one JSON object per line, see `witness`), so a ledger rolled back together with its checkpoint rows is still
 //! caught.
 
+use super::key::Signer;
 use super::{Finding, witness};
 use crate::Result;
 use crate::hsm::HsmKey;
+use crate::ledger::checkpoints::SignerKind;
 use crate::ledger::{Checkpoint, Ledger, LedgerError, checkpoints};
 use crate::pki;
 use std::collections::HashMap;
@@ -21,11 +23,11 @@ pub fn witness_path(state_dir: &Path) -> PathBuf {
 /// is read first and signed outside any write transaction; the row is then stored in a short one. The witness is
 /// brought up to the ledger afterwards ([`witness::sync`]), so checkpoints an earlier crash left unwitnessed are
 /// written too.
-pub fn create(ledger: &mut Ledger, signer: &str, key: &HsmKey, state_dir: &Path) -> Result<Checkpoint> {
+pub fn create(ledger: &mut Ledger, signer: &Signer<'_>, state_dir: &Path) -> Result<Checkpoint> {
     let head = checkpoints::head(ledger.conn())?;
-    let signature = sign_checkpoint(key, &head, signer)?;
+    let signature = sign_by(signer, &head)?;
     let tx = ledger.conn_mut().transaction().map_err(LedgerError::sql("begin"))?;
-    let cp = checkpoints::store(&tx, &head, signer, &key.uri().to_string(), &signature)?;
+    let cp = checkpoints::store(&tx, &head, signer.kind(), signer.name(), &signer.key().uri().to_string(), &signature)?;
     tx.commit().map_err(LedgerError::sql("commit checkpoint"))?;
     witness_after_commit(state_dir, ledger.conn(), cp.id)?;
     Ok(cp)
@@ -56,13 +58,62 @@ pub fn reconcile_witness(state_dir: &Path, conn: &rusqlite::Connection) -> Resul
     Ok(synced.appended.len())
 }
 
-/// The HSM signature over a checkpoint's text.
+/// The HSM signature over a checkpoint's text, by a CA key or the audit key.
+pub fn sign_by(signer: &Signer<'_>, head: &checkpoints::Head) -> Result<Vec<u8>, LedgerError> {
+    let text = head.message_by(signer.kind(), signer.name());
+    signer.key().sign_bytes(text.as_bytes()).map_err(|e| LedgerError::Signing(e.to_string()))
+}
+
+/// The HSM signature over a checkpoint's text, by a CA key.
 pub fn sign_checkpoint(key: &HsmKey, head: &checkpoints::Head, ca_name: &str) -> Result<Vec<u8>, LedgerError> {
     key.sign_bytes(head.message(ca_name).as_bytes()).map_err(|e| LedgerError::Signing(e.to_string()))
 }
 
-/// Checks every checkpoint: its signature under its CA's certificate, that its text is what its fields
-/// say, and that the chain still holds the head it signed. `heads` maps seq → row_hash for the chain.
+/// Who signed checkpoints, as `audit verify` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignerSummary {
+    /// `ca` or `audit-key`.
+    pub kind: String,
+    /// The CA's name or the audit key's label.
+    pub name: String,
+    /// SHA-256 of the certificate the signatures are verified with (the CA's, or the audit certificate).
+    pub fingerprint: String,
+    pub checkpoints: usize,
+    pub first: i64,
+    pub last: i64,
+}
+
+/// A signer's certificate, looked up once.
+struct Known {
+    fingerprint: String,
+    spki: Option<Vec<u8>>,
+    /// For an audit key: why its certificate is not one of the station's CAs' (None when it is).
+    untrusted: Option<String>,
+}
+
+fn known(ledger: &Ledger, kind: SignerKind, name: &str) -> Known {
+    let ca_cert = |ca: &str| ledger.ca(ca).ok().flatten().and_then(|c| c.cert_der);
+    let (der, untrusted) = match kind {
+        SignerKind::Ca => (ca_cert(name), None),
+        SignerKind::AuditKey => match ledger.audit_key(name).ok().flatten() {
+            Some(row) => {
+                let ok = ca_cert(&row.ca_name).is_some_and(|ca| pki::signed_by(&row.cert_der, &ca));
+                let why = (!ok).then(|| format!("the audit certificate does not verify under CA {}", row.ca_name));
+                (Some(row.cert_der), why)
+            }
+            None => (None, Some("the ledger has no audit key by that label".into())),
+        },
+    };
+    Known {
+        fingerprint: der.as_deref().map(pki::sha256_hex).unwrap_or_default(),
+        spki: der.and_then(|d| pki::inspect(&d).ok()).map(|i| i.spki_der),
+        untrusted,
+    }
+}
+
+/// Checks every checkpoint: its signature under its signer's certificate (a CA's, or the audit certificate, which
+/// must verify under its CA's), that its text is what its fields say, and that the chain still holds the head it
+/// signed. `heads` maps seq → row_hash for the chain. Returns the number of checkpoints and who signed them.
 pub fn check(
     ledger: &Ledger,
     heads: &HashMap<i64, String>,
@@ -71,33 +122,42 @@ pub fn check(
     state_dir: &Path,
     findings: &mut Vec<Finding>,
     warnings: &mut Vec<Finding>,
-) -> Result<usize> {
+) -> Result<(usize, Vec<SignerSummary>)> {
     let cps = checkpoints::all(ledger.conn())?;
-    let mut ca_spki: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+    let mut signers: HashMap<(String, String), Known> = HashMap::new();
+    let mut summary: Vec<SignerSummary> = Vec::new();
     let mut first_forged = None;
+    let mut first_untrusted = None;
     let mut first_behind = None;
     for cp in &cps {
-        let spki = ca_spki
-            .entry(cp.ca_name.clone())
-            .or_insert_with(|| {
-                ledger
-                    .ca(&cp.ca_name)
-                    .ok()
-                    .flatten()
-                    .and_then(|c| c.cert_der)
-                    .and_then(|d| pki::inspect(&d).ok())
-                    .map(|i| i.spki_der)
-            })
-            .clone();
-        let text_ok = cp.signed == checkpoints::message(cp.seq, &cp.head_hash, cp.issuances, &cp.at, &cp.ca_name);
-        let sig_ok = spki
+        let kind = SignerKind::parse(&cp.signer_kind);
+        let who = signers.entry((cp.signer_kind.clone(), cp.ca_name.clone())).or_insert_with(|| match kind {
+            Some(k) => known(ledger, k, &cp.ca_name),
+            None => Known { fingerprint: String::new(), spki: None, untrusted: None },
+        });
+        let text_ok = kind.is_some_and(|k| {
+            cp.signed == checkpoints::message_by(k, cp.seq, &cp.head_hash, cp.issuances, &cp.at, &cp.ca_name)
+        });
+        let sig_ok = who
+            .spki
+            .as_ref()
             .zip(hex::decode(&cp.signature).ok())
-            .is_some_and(|(k, sig)| pki::verify_with_spki(&k, cp.signed.as_bytes(), &sig));
+            .is_some_and(|(k, sig)| pki::verify_with_spki(k, cp.signed.as_bytes(), &sig));
+        let what = if kind == Some(SignerKind::AuditKey) { "the audit certificate" } else { "the CA's certificate" };
         if (!text_ok || !sig_ok) && first_forged.is_none() {
             first_forged = Some(Finding {
                 check: "checkpoint-signature",
                 subject: format!("checkpoint {}", cp.id),
-                problem: "its signature does not verify under the CA's certificate: it was forged or altered".into(),
+                problem: format!("its signature does not verify under {what}: it was forged or altered"),
+            });
+        }
+        if let Some(why) = &who.untrusted
+            && first_untrusted.is_none()
+        {
+            first_untrusted = Some(Finding {
+                check: "checkpoint-signer",
+                subject: format!("checkpoint {} (audit key {})", cp.id, cp.ca_name),
+                problem: why.clone(),
             });
         }
         // A broken chain is reported as such; "behind the checkpoint" would only repeat it.
@@ -108,13 +168,25 @@ pub fn check(
             first_behind =
                 Some(Finding { check: "checkpoint-head", subject: format!("checkpoint {}", cp.id), problem });
         }
+        match summary.iter_mut().find(|s| s.kind == cp.signer_kind && s.name == cp.ca_name) {
+            Some(s) => (s.checkpoints, s.last) = (s.checkpoints + 1, cp.id),
+            None => summary.push(SignerSummary {
+                kind: cp.signer_kind.clone(),
+                name: cp.ca_name.clone(),
+                fingerprint: who.fingerprint.clone(),
+                checkpoints: 1,
+                first: cp.id,
+                last: cp.id,
+            }),
+        }
     }
     findings.extend(first_forged);
+    findings.extend(first_untrusted);
     findings.extend(first_behind);
     if chain_intact {
         check_witness(state_dir, &cps, heads, chain_len, findings, warnings);
     }
-    Ok(cps.len())
+    Ok((cps.len(), summary))
 }
 
 fn covered(seq: i64, head: &str, heads: &HashMap<i64, String>, chain_len: i64) -> Option<String> {

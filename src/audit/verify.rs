@@ -28,6 +28,8 @@ pub struct VerifyReport {
     pub events: i64,
     pub issuances: i64,
     pub checkpoints: usize,
+    /// Who signed the checkpoints: each CA key and audit key, with its certificate's fingerprint.
+    pub checkpoint_signers: Vec<checkpoint::SignerSummary>,
     pub chain_head: String,
     pub hsm_checked: bool,
     pub ok: bool,
@@ -69,11 +71,13 @@ pub fn verify(
     consistency::cas(ledger, hsm, &mut findings)?;
     let intact = chain.first_bad.is_none();
     let mut warnings = Vec::new();
-    let checkpoints = checkpoint::check(ledger, &heads, chain.events, intact, state_dir, &mut findings, &mut warnings)?;
+    let (checkpoints, checkpoint_signers) =
+        checkpoint::check(ledger, &heads, chain.events, intact, state_dir, &mut findings, &mut warnings)?;
     Ok(VerifyReport {
         events: chain.events,
         issuances: rows,
         checkpoints,
+        checkpoint_signers,
         chain_head: chain.head,
         hsm_checked: hsm.is_some(),
         ok: findings.is_empty(),

@@ -14,8 +14,11 @@ pub enum AuditCommand {
         #[arg(long)]
         no_hsm: bool,
     },
-    /// Sign the current chain head with the active CA's key in the HSM and store it.
+    /// Sign the current chain head with the audit key ([audit] key), or the active CA's key, and store it.
     Checkpoint,
+    /// The dedicated audit key: create, show.
+    #[command(subcommand)]
+    Key(super::audit_key::KeyCommand),
     /// One row per issuance, streamed, as CSV or a JSON array.
     Export(ExportArgs),
     /// Compare a production order's serial list (one per line) with what was issued.
@@ -55,6 +58,7 @@ pub fn run(cli: &Cli, cmd: &AuditCommand) -> Result<Box<dyn Report>> {
     match cmd {
         AuditCommand::Verify { no_hsm } => verify(cli, *no_hsm),
         AuditCommand::Checkpoint => checkpoint(cli),
+        AuditCommand::Key(k) => super::audit_key::run(cli, k),
         AuditCommand::Export(a) => export(cli, a),
         AuditCommand::Reconcile { expected } => reconcile(cli, expected),
         AuditCommand::Stats { by } => stats(cli, *by),
@@ -149,11 +153,18 @@ fn checkpoint(cli: &Cli) -> Result<Box<dyn Report>> {
     let state_dir = &st.config.station.state_dir;
     // Checkpoints a crash left out of the witness file are written first, even if signing fails below.
     let restored = audit::checkpoint::reconcile_witness(state_dir, ledger.conn())?;
-    let ca = ledger.active_ca()?.ok_or(crate::ca::CaError::NoneActive)?;
-    let key = crate::ca::signing_key(&st.hsm()?, &ca)?;
-    let cp = audit::checkpoint::create(&mut ledger, &ca.name, &key, state_dir)?;
+    let hsm = st.hsm()?;
+    let cp = match audit::key::AuditKey::configured(&st.config, &hsm, ledger.conn())? {
+        Some(a) => audit::checkpoint::create(&mut ledger, &audit::key::Signer::Audit(&a), state_dir)?,
+        None => {
+            let ca = ledger.active_ca()?.ok_or(crate::ca::CaError::NoneActive)?;
+            let key = crate::ca::signing_key(&hsm, &ca)?;
+            audit::checkpoint::create(&mut ledger, &audit::key::Signer::Ca { name: &ca.name, key: &key }, state_dir)?
+        }
+    };
+    let who = if cp.signer_kind == "audit-key" { "audit key" } else { "CA" };
     let mut text = format!(
-        "checkpoint {} signed by CA {}: event {} (head {}), {} issuances",
+        "checkpoint {} signed by {who} {}: event {} (head {}), {} issuances",
         cp.id, cp.ca_name, cp.seq, cp.head_hash, cp.issuances
     );
     if restored > 0 {
@@ -182,6 +193,14 @@ fn verify(cli: &Cli, no_hsm: bool) -> Result<Box<dyn Report>> {
         report.checkpoints,
         if report.hsm_checked { "checked" } else { "not checked (--no-hsm)" }
     );
+    for s in &report.checkpoint_signers {
+        let who = if s.kind == "audit-key" { "audit key" } else { "CA" };
+        let fp = s.fingerprint.get(..16).unwrap_or("unknown");
+        text += &format!(
+            "  signed by:  {who} {} (certificate {fp}…): {} checkpoint(s), {} to {}\n",
+            s.name, s.checkpoints, s.first, s.last
+        );
+    }
     for w in &report.warnings {
         text += &format!("warning:     [{}] {}: {}\n", w.check, w.subject, w.problem);
     }

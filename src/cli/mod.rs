@@ -1,6 +1,7 @@
 //! The command line: one file per noun. Each command returns a report that prints as text or `--json`.
 
 mod audit;
+mod audit_key;
 mod ca;
 mod ca_aws;
 mod hsm;

@@ -129,6 +129,8 @@ pub struct Engine {
     since_checkpoint: std::sync::atomic::AtomicU64,
     /// A periodic checkpoint is being signed (the next bench does not start another).
     checkpointing: std::sync::atomic::AtomicBool,
+    /// The dedicated audit key (`[audit] key`): it signs checkpoints instead of the active CA's key.
+    audit_key: Option<crate::audit::key::AuditKey>,
     /// With `[registry]` in station mode: serials come from leased blocks (see `registry::leases`).
     leasing: Option<Leasing>,
 }
@@ -167,6 +169,8 @@ impl Engine {
         // A checkpoint committed just before a crash may be missing from the witness file: write it now.
         crate::audit::checkpoint::reconcile_witness(&cfg.station.state_dir, ledger.conn())?;
         let since_checkpoint = ledger::checkpoints::issued_since_last(ledger.conn())?;
+        // A configured audit key must be there before anything is issued (`audit-key-missing`).
+        let audit_key = crate::audit::key::AuditKey::configured(cfg, &hsm, ledger.conn())?;
         drop(ledger);
         let writer = Writer::start(&cfg.ledger.path, cfg.ledger.group_commit_max)?;
         Ok(Engine {
@@ -183,6 +187,7 @@ impl Engine {
             checkpoint_every: cfg.audit.checkpoint_every,
             since_checkpoint: std::sync::atomic::AtomicU64::new(since_checkpoint),
             checkpointing: std::sync::atomic::AtomicBool::new(false),
+            audit_key,
             leasing,
         })
     }
@@ -513,15 +518,23 @@ impl Engine {
         self.checkpointing.store(false, Ordering::Release);
     }
 
-    /// Signs the chain head (after everything queued) with the active CA's key and records it in the
-    /// ledger and the witness file. The HSM signs between two writer operations, not inside one: every
-    /// bench's commit goes on meanwhile.
+    /// Signs the chain head (after everything queued) with the audit key, or without one the active CA's key, and
+    /// records it in the ledger and the witness file. The HSM signs between two writer operations, not inside one:
+    /// every bench's commit goes on meanwhile.
     pub fn checkpoint(&self) -> Result<ledger::Checkpoint> {
-        let ca = self.active_ca()?;
-        let key = ca.issuer.key();
+        use crate::audit::key::Signer;
+        let ca;
+        let signer = match &self.audit_key {
+            Some(a) => Signer::Audit(a),
+            None => {
+                ca = self.active_ca()?;
+                Signer::Ca { name: &ca.name, key: ca.issuer.key() }
+            }
+        };
         let head = self.writer.head()?;
-        let signature = crate::audit::checkpoint::sign_checkpoint(key, &head, &ca.name)?;
-        let cp = self.writer.store_checkpoint(head, &ca.name, &key.uri().to_string(), signature)?;
+        let signature = crate::audit::checkpoint::sign_by(&signer, &head)?;
+        let uri = signer.key().uri().to_string();
+        let cp = self.writer.store_checkpoint(head, signer.kind(), signer.name(), &uri, signature)?;
         let conn = ledger::open_connection(&self.ledger_path)?;
         crate::audit::checkpoint::witness_after_commit(&self.state_dir, &conn, cp.id)?;
         Ok(cp)
