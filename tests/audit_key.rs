@@ -126,3 +126,156 @@ fn a_configured_audit_key_that_is_missing_stops_the_start_with_its_code_and_hint
     st.edit_config(|t| t.replace("key = \"not-made\"", "key = \"bad label\""));
     st.run(&["audit", "checkpoint"]).fails_with("config-field-invalid", 3);
 }
+
+/// The marker in README.md above the openssl recipe this file runs.
+const RECIPE_MARK: &str = "<!-- tests/audit_key.rs runs the recipe below as it stands -->";
+
+/// The README's openssl recipe for a manifest, exactly as documented.
+fn readme_recipe() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let after = &readme[readme.find(RECIPE_MARK).expect("the recipe's marker in README.md")..];
+    let start = after.find("```sh\n").unwrap() + "```sh\n".len();
+    after[start..start + after[start..].find("\n```").unwrap()].to_string()
+}
+
+/// Runs the README's recipe with bash in a fresh folder holding `M.json` and `ca.pem`: (success, output).
+fn run_recipe(st: &TestStation, name: &str, manifest: &str, ca_pem: &std::path::Path) -> (bool, String) {
+    let dir = st.file(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("M.json"), manifest).unwrap();
+    std::fs::copy(ca_pem, dir.join("ca.pem")).unwrap();
+    std::fs::write(dir.join("recipe.sh"), readme_recipe()).unwrap();
+    let o = std::process::Command::new("bash").arg("-e").arg("recipe.sh").current_dir(&dir).output().unwrap();
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+fn issue_devices(st: &TestStation, serials: &[&str]) -> Vec<String> {
+    serials
+        .iter()
+        .map(|s| {
+            let (csr, _) = openssl_csr(st.path(), s, "ec:P-256", &format!("/CN={s}"), &[]);
+            st.issue(&csr, &format!("{s}.pem"), &["--bench", "bench-7"]).ok();
+            let pem = std::fs::read(st.file(&format!("{s}.pem"))).unwrap();
+            station::pki::sha256_hex(pem::parse_many(&pem).unwrap()[0].contents())
+        })
+        .collect()
+}
+
+/// Re-encodes the manifest's payload after `edit`, keeping its signature.
+fn tamper_payload(text: &str, edit: impl Fn(&mut serde_json::Value)) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut jws: serde_json::Value = serde_json::from_str(text).unwrap();
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&b64.decode(jws["payload"].as_str().unwrap()).unwrap()).unwrap();
+    edit(&mut payload);
+    jws["payload"] = b64.encode(payload.to_string()).into();
+    jws.to_string()
+}
+
+fn verify_manifest(st: &TestStation, path: &std::path::Path, ca: Option<&std::path::Path>) -> Run {
+    let mut args = vec!["--json", "audit", "manifest", "verify", path.to_str().unwrap()];
+    if let Some(ca) = ca {
+        args.extend(["--ca", ca.to_str().unwrap()]);
+        // A customer has no station: no config, only the file and the CA.
+        return station(&args);
+    }
+    st.run(&args[1..])
+}
+
+#[test]
+fn a_manifest_verifies_with_the_station_and_with_openssl_alone_and_any_tampering_is_refused_by_both() {
+    let st = TestStation::new();
+    let ca = st.create_ca("ca-1", "ec-p256");
+    let ids = issue_devices(&st, &["M-1", "M-2", "M-3"]);
+    let m = st.file("M.json");
+    let ms = m.to_str().unwrap();
+    st.run(&["audit", "manifest", "--since", "2000-01-01", "--out", ms]).fails_with("manifest-needs-audit-key", 2);
+    st.run(&["audit", "key", "create"]).ok();
+    set_audit(&st, "key = \"station-audit\"");
+    st.run(&["audit", "manifest", "--out", ms]).fails_with("manifest-selection-invalid", 2);
+    st.run(&["audit", "manifest", "--since", "yesterday", "--out", ms]).fails_with("manifest-selection-invalid", 2);
+
+    // By serials: exactly those; a serial without a certificate is refused.
+    std::fs::write(st.file("serials.txt"), "# order 17\nM-3\nM-1\n").unwrap();
+    let r = st.run(&["audit", "manifest", "--serials", st.file("serials.txt").to_str().unwrap(), "--out", ms]).ok();
+    assert_eq!(r.json()["count"], 2);
+    std::fs::write(st.file("serials.txt"), "M-1\nM-404\n").unwrap();
+    st.run(&["audit", "manifest", "--serials", st.file("serials.txt").to_str().unwrap(), "--out", ms])
+        .fails_with("manifest-selection-invalid", 2);
+
+    // By bench and date: all three.
+    let r = st.run(&["audit", "manifest", "--bench", "bench-7", "--since", "2000-01-01", "--out", ms]).ok();
+    assert_eq!((r.json()["count"].as_i64(), r.json()["alg"].as_str()), (Some(3), Some("ES256")));
+    let v = verify_manifest(&st, &m, None).ok().json();
+    assert_eq!(v["count"], 3);
+    let v = verify_manifest(&st, &m, Some(&ca)).ok().json();
+    assert_eq!((v["count"].as_i64(), v["station"].as_str()), (Some(3), Some("test-station")));
+    let text = std::fs::read_to_string(&m).unwrap();
+    let payload = {
+        use base64::Engine as _;
+        let jws: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jws["payload"].as_str().unwrap()).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&b).unwrap()
+    };
+    let listed: Vec<&str> =
+        payload["devices"].as_array().unwrap().iter().map(|d| d["certificate_sha256"].as_str().unwrap()).collect();
+    assert_eq!(listed, ids.iter().map(String::as_str).collect::<Vec<_>>(), "each device's certificate, by its SHA-256");
+    let ca_fp = sqlite(&st.file("station.db"), "SELECT fingerprint FROM cas WHERE name = 'ca-1'");
+    assert!(
+        payload["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["ca_fingerprint"] == ca_fp.as_str() && d["bench"] == "bench-7")
+    );
+
+    // The README's recipe: openssl, jq and coreutils only.
+    let (ok, out) = run_recipe(&st, "recipe-ok", &text, &ca);
+    assert!(ok && out.contains("Verified OK") && out.contains("audit.pem: OK"), "{out}");
+
+    // A payload with one serial changed, and a signature with one character changed: refused by both.
+    let forged = tamper_payload(&text, |p| p["devices"][1]["serial"] = "M-999".into());
+    let mut jws: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut sig: Vec<char> = jws["signature"].as_str().unwrap().chars().collect();
+    sig[10] = if sig[10] == 'A' { 'B' } else { 'A' };
+    jws["signature"] = sig.into_iter().collect::<String>().into();
+    for (name, bad) in [("payload", forged), ("signature", jws.to_string())] {
+        let path = st.file(&format!("tampered-{name}.json"));
+        std::fs::write(&path, &bad).unwrap();
+        verify_manifest(&st, &path, None).fails_with("manifest-signature-invalid", 9);
+        verify_manifest(&st, &path, Some(&ca)).fails_with("manifest-signature-invalid", 9);
+        let (ok, out) = run_recipe(&st, &format!("recipe-{name}"), &bad, &ca);
+        assert!(!ok && !out.contains("Verified OK"), "openssl accepted a tampered {name}: {out}");
+    }
+
+    // Another CA does not vouch for this audit certificate.
+    let other = TestStation::new();
+    let other_ca = other.create_ca("other", "ec-p256");
+    verify_manifest(&st, &m, Some(&other_ca)).fails_with("manifest-untrusted", 9);
+    let (ok, _) = run_recipe(&st, "recipe-other-ca", &text, &other_ca);
+    assert!(!ok, "openssl verify refuses the audit certificate under another CA");
+}
+
+/// ES384 and RS256: the r‖s of a P-384 key and an RSA signature, through the station and the README's recipe.
+#[test]
+fn manifests_signed_by_p384_and_rsa_audit_keys_verify_with_the_station_and_openssl() {
+    let st = TestStation::new();
+    let ca = st.create_ca("ca-1", "ec-p384");
+    issue_devices(&st, &["K-1"]);
+    set_audit(&st, "key = \"audit-p384\"");
+    for (label, kt, alg) in [("audit-p384", "ec-p384", "ES384"), ("audit-rsa", "rsa-2048", "RS256")] {
+        st.edit_config(|t| t.replace("key = \"audit-p384\"", &format!("key = \"{label}\"")));
+        st.run(&["audit", "key", "create", "--label", label, "--key-type", kt]).ok();
+        let m = st.file(&format!("{label}.json"));
+        let r = st.run(&["audit", "manifest", "--since", "2000-01-01", "--out", m.to_str().unwrap()]).ok();
+        assert_eq!(r.json()["alg"], alg);
+        verify_manifest(&st, &m, Some(&ca)).ok();
+        let text = std::fs::read_to_string(&m).unwrap();
+        let (ok, out) = run_recipe(&st, &format!("recipe-{label}"), &text, &ca);
+        assert!(ok && out.contains("Verified OK"), "{alg}: {out}");
+        let forged = tamper_payload(&text, |p| p["devices"][0]["bench"] = "elsewhere".into());
+        let (ok, _) = run_recipe(&st, &format!("recipe-{label}-forged"), &forged, &ca);
+        assert!(!ok, "{alg}: openssl accepted a forged payload");
+    }
+}

@@ -49,7 +49,7 @@ impl Coded for AuditError {
                 "create one (`station audit key create`) and set [audit] key = \"LABEL\" in station.toml".into()
             }
             AuditError::ManifestSelection(_) => {
-                "give exactly one of --batch B, --since D [--until D] or --serials FILE".into()
+                "choose the devices with --bench B and/or --since D [--until D], or with --serials FILE".into()
             }
             AuditError::ManifestInvalid { .. } => {
                 "give the file `station audit manifest` wrote (JWS, JSON flattened serialization)".into()

@@ -5,6 +5,7 @@ mod consistency;
 mod error;
 pub mod export;
 pub mod key;
+pub mod manifest;
 pub mod reconcile;
 pub mod stats;
 mod verify;

@@ -19,6 +19,8 @@ pub enum AuditCommand {
     /// The dedicated audit key: create, show.
     #[command(subcommand)]
     Key(super::audit_key::KeyCommand),
+    /// A signed list of devices (JWS with the audit certificate), and `manifest verify`.
+    Manifest(super::audit_manifest::ManifestArgs),
     /// One row per issuance, streamed, as CSV or a JSON array.
     Export(ExportArgs),
     /// Compare a production order's serial list (one per line) with what was issued.
@@ -59,6 +61,7 @@ pub fn run(cli: &Cli, cmd: &AuditCommand) -> Result<Box<dyn Report>> {
         AuditCommand::Verify { no_hsm } => verify(cli, *no_hsm),
         AuditCommand::Checkpoint => checkpoint(cli),
         AuditCommand::Key(k) => super::audit_key::run(cli, k),
+        AuditCommand::Manifest(m) => super::audit_manifest::run(cli, m),
         AuditCommand::Export(a) => export(cli, a),
         AuditCommand::Reconcile { expected } => reconcile(cli, expected),
         AuditCommand::Stats { by } => stats(cli, *by),

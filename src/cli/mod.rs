@@ -2,6 +2,7 @@
 
 mod audit;
 mod audit_key;
+mod audit_manifest;
 mod ca;
 mod ca_aws;
 mod hsm;
