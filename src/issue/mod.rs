@@ -508,13 +508,12 @@ impl Engine {
         if self.checkpoint_every == 0 || n < self.checkpoint_every || self.checkpointing.swap(true, Ordering::AcqRel) {
             return;
         }
-        match self.checkpoint() {
-            // What was counted until now is covered; certificates since then count towards the next one.
-            Ok(_) => drop(
-                self.since_checkpoint.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n))),
-            ),
-            Err(e) => tracing::warn!(error = %e, "periodic checkpoint failed; issuance continues"),
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "periodic checkpoint failed; issuance continues");
         }
+        // What was counted until now is covered (or its attempt failed: the next one comes after another
+        // `checkpoint_every`, not at every certificate); certificates since then count towards the next one.
+        let _ = self.since_checkpoint.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
         self.checkpointing.store(false, Ordering::Release);
     }
 
