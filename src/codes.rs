@@ -107,6 +107,21 @@ pub const ALL: &[Code] = &[
     c("ledger-write-failed", true, E5, ENGINE, "The group of writes this one was queued in did not commit."),
     c("ledger-corrupt", false, E5, ENGINE, "The ledger is not in the state the operation expects."),
     c("ledger-writer-stopped", true, E5, ENGINE, "The writer thread has stopped."),
+    // The audit key and signed manifests.
+    c("audit-key-missing", false, E4, CLI, "[audit] key names an audit key the ledger or the token does not have."),
+    c("audit-key-exists", false, E2, CLI, "audit key create with a label the ledger already has."),
+    c("audit-key-label-invalid", false, E2, CLI, "An audit key label is not 1-64 characters from A-Z a-z 0-9 - _ ."),
+    c(
+        "manifest-needs-audit-key",
+        false,
+        E2,
+        CLI,
+        "audit manifest without [audit] key: a manifest needs the audit key.",
+    ),
+    c("manifest-selection-invalid", false, E2, CLI, "audit manifest needs --bench and/or --since, or --serials."),
+    c("manifest-invalid", false, E9, CLI, "The file is not a station manifest (JWS, flattened JSON)."),
+    c("manifest-signature-invalid", false, E9, CLI, "The manifest's signature does not verify: it was altered."),
+    c("manifest-untrusted", false, E9, CLI, "The manifest's audit certificate does not chain to the CA."),
     // CA and certificates (exit 6).
     c("ca-name-taken", false, E6, CLI, "A CA with that name exists."),
     c("ca-name-invalid", false, E6, CLI, "The CA name is not 1-64 characters from A-Z a-z 0-9 - _ ."),

@@ -39,6 +39,8 @@ pub enum Error {
     Issue(#[from] IssueError),
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     #[error("{message}")]
     Io {
         code: &'static str,
@@ -88,6 +90,7 @@ impl Error {
             Error::Pki(e) => Some(e),
             Error::Issue(e) => Some(e),
             Error::Registry(e) => Some(e),
+            Error::Audit(e) => Some(e),
             Error::Io { .. } | Error::Usage { .. } => None,
         }
     }

@@ -59,3 +59,9 @@ pub fn fail_once(point: &str) -> bool {
     struck.push(point.to_string());
     true
 }
+
+/// When [`FAILPOINT_ENV`] names `witness-torn`: how many of `len` bytes a witness append writes before the process
+/// stops at the pause point `witness-torn` (a write cut short by a kill).
+pub fn torn_write_len(len: usize) -> Option<usize> {
+    fail_point("witness-torn").is_err().then_some(len / 2)
+}

@@ -279,3 +279,178 @@ fn the_active_ca_cannot_be_retired_and_a_retired_ca_still_verifies_its_devices()
     let (status, v) = verify(&st);
     assert_eq!(status, 0, "{v}");
 }
+
+fn warnings(v: &serde_json::Value) -> Vec<(String, String)> {
+    v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["check"].as_str().unwrap().to_string(), f["subject"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn witness_lines(st: &TestStation) -> Vec<String> {
+    std::fs::read_to_string(st.file("state/checkpoints.log")).unwrap().lines().map(String::from).collect()
+}
+
+/// One device from HELLO to DONE; false when the station answered otherwise.
+fn provision_one(dev: &mut Device, serial: &str) -> bool {
+    use station_protocol::Message;
+    dev.send(&hello(Some(serial)));
+    let Some(Message::Welcome(_)) = dev.try_recv(3) else { return false };
+    let (_k, csr) = device_csr(None);
+    dev.send(&Message::Csr(station_protocol::Csr { der: csr }));
+    let Some(Message::Chain(c)) = dev.try_recv(3) else { return false };
+    dev.send(&Message::Stored(station_protocol::Stored { sha256: c.sha256 }));
+    matches!(dev.try_recv(3), Some(Message::Done(_)))
+}
+
+/// Each `station serve` is killed with SIGKILL after fewer devices than `checkpoint_every`, so none reaches it on
+/// its own count and none signs a shutdown checkpoint; the count starts from the ledger's last checkpoint instead.
+#[test]
+fn periodic_checkpoints_still_happen_when_serve_is_killed_before_each_reaches_checkpoint_every() {
+    let st = TestStation::new();
+    st.create_ca("ca-1", "ec-p256");
+    st.edit_config(|t| t + "\n[audit]\ncheckpoint_every = 5\n");
+    let pair = PtyPair::new(st.path(), "bench-1");
+    let db = st.file("station.db");
+    let mut per_process = Vec::new();
+    for round in 0..6 {
+        let before = st.issuance_count();
+        let daemon = Daemon::start(&st, &[("bench-1", pair.station_end.as_path())], &[]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        // A HELLO sent before the daemon opened its port would be lost.
+        while !daemon.stderr.lock().unwrap().contains("station serving") {
+            assert!(std::time::Instant::now() < deadline, "round {round}: serve did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Three devices, one after the other, each to DONE (a session that starts on what the killed daemon left on
+        // the line is tried again with the next serial).
+        let mut dev = Device::open(&pair.device_end);
+        let mut attempt = 0;
+        while st.issuance_count() < before + 3 {
+            assert!(std::time::Instant::now() < deadline, "round {round}: the daemon issued too slowly");
+            provision_one(&mut dev, &format!("K{round}-{attempt}"));
+            attempt += 1;
+        }
+        drop(dev);
+        let status = std::process::Command::new("kill").args(["-KILL", &daemon.child.id().to_string()]).status();
+        assert!(status.unwrap().success());
+        drop(daemon);
+        per_process.push(st.issuance_count() - before);
+    }
+    assert!(per_process.iter().all(|n| *n < 5), "each process issued fewer than checkpoint_every: {per_process:?}");
+    let total = st.issuance_count();
+    let cps: i64 = sqlite(&db, "SELECT COUNT(*) FROM checkpoints").parse().unwrap();
+    // A kill may land between a certificate's commit and its checkpoint's: the next start then checkpoints at its
+    // first certificate, so at most the last one can be missing.
+    assert!(total >= 18 && cps >= total / 5 - 1 && cps <= total / 5, "{cps} checkpoints for {total} certificates");
+    let counts = sqlite(&db, "SELECT group_concat(issuances) FROM checkpoints ORDER BY id");
+    let (status, v) = verify(&st);
+    assert_eq!(status, 0, "{v}");
+    assert_eq!(v["checkpoints"].as_i64(), Some(cps), "{counts}");
+}
+
+/// The crash between a checkpoint's commit and its witness line, made by hand (the last line removed) and by a
+/// real kill at that point: `audit verify` reports the gap, and the next start of the engine writes the line.
+#[test]
+fn a_checkpoint_missing_from_the_witness_is_reported_and_restored_at_the_next_start() {
+    let st = TestStation::new();
+    st.create_ca("ca-1", "ec-p256");
+    let (csr, _) = openssl_csr(st.path(), "w1", "ec:P-256", "/CN=W-1", &[]);
+    st.issue(&csr, "w1.pem", &[]).ok();
+    st.run(&["audit", "checkpoint"]).ok();
+    st.run(&["audit", "checkpoint"]).ok();
+    let full = witness_lines(&st);
+    assert_eq!(full.len(), 2);
+    let witness = st.file("state/checkpoints.log");
+
+    // The last line lost: the gap a stop between commit and append leaves. A warning, not a failure.
+    std::fs::write(&witness, format!("{}\n", full[0])).unwrap();
+    let (status, v) = verify(&st);
+    assert_eq!(status, 0, "{v}");
+    assert_eq!(warnings(&v), vec![("checkpoint-not-witnessed".to_string(), "checkpoint 2".to_string())], "{v}");
+    let r = st.run_env(&["issue", "--csr", csr.to_str().unwrap(), "--out", st.file("w1b.pem").to_str().unwrap()], &[]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("restored=1"), "the start logs what it restored: {}", r.stderr);
+    assert_eq!(witness_lines(&st), full, "restored byte for byte, in id order");
+    let (status, v) = verify(&st);
+    assert_eq!((status, warnings(&v).len()), (0, 0), "{v}");
+
+    // An older line removed while a newer one stays: no crash does that. A failure until repaired.
+    std::fs::write(&witness, format!("{}\n", full[1])).unwrap();
+    let (status, v) = verify(&st);
+    assert_eq!(status, 9, "{v}");
+    assert!(findings(&v).contains(&("checkpoint-not-witnessed".to_string(), "checkpoint 1".to_string())), "{v}");
+    let r = st.run(&["audit", "checkpoint"]).ok();
+    assert_eq!(r.json()["witness_restored"], 1);
+    assert_eq!(verify(&st).0, 0);
+}
+
+/// Real kills (through the `test-hooks` pause points): after the checkpoint's commit and before its witness line,
+/// and in the middle of writing the line. Both are reported by `audit verify`; the next start repairs both, keeping
+/// the torn fragment aside instead of dropping it.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_kill_after_the_commit_or_inside_the_witness_write_is_repaired_without_dropping_a_line() {
+    let st = TestStation::new();
+    st.create_ca("ca-1", "ec-p256");
+    st.run(&["audit", "checkpoint"]).ok();
+    let kill_at = |point: &str, failpoint: &str| {
+        let marker = st.file(&format!("{point}.reached"));
+        let mut child = std::process::Command::new(STATION)
+            .arg("-c")
+            .arg(st.config())
+            .args(["audit", "checkpoint"])
+            .env("STATION_TEST_PAUSE_POINT", point)
+            .env("STATION_TEST_PAUSE_MARKER", &marker)
+            .env("STATION_TEST_FAILPOINT", failpoint)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !marker.exists() {
+            assert!(std::time::Instant::now() < deadline, "{point} never reached");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::process::Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+        child.wait().unwrap();
+    };
+
+    kill_at("checkpoint-committed", "");
+    assert_eq!(sqlite(&st.file("station.db"), "SELECT COUNT(*) FROM checkpoints"), "2");
+    assert_eq!(witness_lines(&st).len(), 1);
+    let (status, v) = verify(&st);
+    assert_eq!(status, 0, "{v}");
+    assert_eq!(warnings(&v), vec![("checkpoint-not-witnessed".to_string(), "checkpoint 2".to_string())]);
+
+    // Killed in the middle of a witness write (its start-up reconciliation, writing checkpoint 2's line): the witness
+    // ends in half a line.
+    kill_at("witness-torn", "witness-torn");
+    let bytes = std::fs::read(st.file("state/checkpoints.log")).unwrap();
+    assert!(!bytes.ends_with(b"\n"), "a torn last line");
+    let (status, v) = verify(&st);
+    assert_eq!(status, 0, "{v}");
+    let w: Vec<String> = warnings(&v).into_iter().map(|(c, _)| c).collect();
+    assert_eq!(w, ["witness-torn-line", "checkpoint-not-witnessed"], "{v}");
+    let complete = bytes[..=bytes.iter().rposition(|b| *b == b'\n').unwrap()].to_vec();
+    let fragment = bytes[complete.len()..].to_vec();
+
+    let r = st.run(&["audit", "checkpoint"]).ok();
+    assert_eq!(r.json()["witness_restored"], 1, "checkpoint 2, then checkpoint 3 is signed");
+    let now = std::fs::read(st.file("state/checkpoints.log")).unwrap();
+    assert!(now.starts_with(&complete), "every complete line stays as it was");
+    let lines: Vec<serde_json::Value> =
+        witness_lines(&st).iter().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
+    assert_eq!(lines.iter().map(|l| l["id"].as_i64()).collect::<Vec<_>>(), [Some(1), Some(2), Some(3)]);
+    let kept: Vec<_> = std::fs::read_dir(st.file("state"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("checkpoints.log.torn-"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), fragment, "the fragment is kept, not dropped");
+    let (status, v) = verify(&st);
+    assert_eq!((status, warnings(&v).len()), (0, 0), "{v}");
+}

@@ -3,9 +3,14 @@
 pub mod aws_reconcile;
 pub mod checkpoint;
 mod consistency;
+mod error;
 pub mod export;
+pub mod key;
+pub mod manifest;
 pub mod reconcile;
 pub mod stats;
 mod verify;
+pub mod witness;
 
+pub use error::{AuditError, label_ok};
 pub use verify::{Finding, VerifyReport, verify};

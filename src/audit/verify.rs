@@ -28,10 +28,15 @@ pub struct VerifyReport {
     pub events: i64,
     pub issuances: i64,
     pub checkpoints: usize,
+    /// Who signed the checkpoints: each CA key and audit key, with its certificate's fingerprint.
+    pub checkpoint_signers: Vec<checkpoint::SignerSummary>,
     pub chain_head: String,
     pub hsm_checked: bool,
     pub ok: bool,
     pub findings: Vec<Finding>,
+    /// What does not fail the audit but needs a look: a witness that lags the ledger (a stop between a
+    /// checkpoint's commit and its append, repaired at the next start), a torn last witness line.
+    pub warnings: Vec<Finding>,
 }
 
 /// Verifies the whole ledger. With `hsm`, also that every CA's key is still in the token.
@@ -44,8 +49,8 @@ pub fn verify(
     let mut findings = Vec::new();
     // The heads that checkpoints and the witness file claim; collected during the walk.
     let mut wanted: HashSet<i64> = checkpoints::all(ledger.conn())?.iter().map(|c| c.seq).collect();
-    if let Ok(text) = std::fs::read_to_string(checkpoint::witness_path(state_dir)) {
-        wanted.extend(text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["seq"].as_i64()));
+    if let Ok(w) = super::witness::Witness::read(state_dir) {
+        wanted.extend(w.seqs());
     }
     let mut heads = HashMap::new();
     let mut seen = 0i64;
@@ -65,15 +70,19 @@ pub fn verify(
     consistency::duplicates(ledger, &mut findings)?;
     consistency::cas(ledger, hsm, &mut findings)?;
     let intact = chain.first_bad.is_none();
-    let checkpoints = checkpoint::check(ledger, &heads, chain.events, intact, state_dir, &mut findings)?;
+    let mut warnings = Vec::new();
+    let (checkpoints, checkpoint_signers) =
+        checkpoint::check(ledger, &heads, chain.events, intact, state_dir, &mut findings, &mut warnings)?;
     Ok(VerifyReport {
         events: chain.events,
         issuances: rows,
         checkpoints,
+        checkpoint_signers,
         chain_head: chain.head,
         hsm_checked: hsm.is_some(),
         ok: findings.is_empty(),
         findings,
+        warnings,
     })
 }
 

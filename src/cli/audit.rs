@@ -14,8 +14,13 @@ pub enum AuditCommand {
         #[arg(long)]
         no_hsm: bool,
     },
-    /// Sign the current chain head with the active CA's key in the HSM and store it.
+    /// Sign the current chain head with the audit key ([audit] key), or the active CA's key, and store it.
     Checkpoint,
+    /// The dedicated audit key: create, show.
+    #[command(subcommand)]
+    Key(super::audit_key::KeyCommand),
+    /// A signed list of devices (JWS with the audit certificate), and `manifest verify`.
+    Manifest(super::audit_manifest::ManifestArgs),
     /// One row per issuance, streamed, as CSV or a JSON array.
     Export(ExportArgs),
     /// Compare a production order's serial list (one per line) with what was issued, or (--aws) every
@@ -70,6 +75,8 @@ pub fn run(cli: &Cli, cmd: &AuditCommand) -> Result<Box<dyn Report>> {
     match cmd {
         AuditCommand::Verify { no_hsm } => verify(cli, *no_hsm),
         AuditCommand::Checkpoint => checkpoint(cli),
+        AuditCommand::Key(k) => super::audit_key::run(cli, k),
+        AuditCommand::Manifest(m) => super::audit_manifest::run(cli, m),
         AuditCommand::Export(a) => export(cli, a),
         AuditCommand::Reconcile(a) => match &a.expected {
             Some(expected) => reconcile(cli, expected),
@@ -273,14 +280,29 @@ fn stats(cli: &Cli, by: audit::stats::By) -> Result<Box<dyn Report>> {
 fn checkpoint(cli: &Cli) -> Result<Box<dyn Report>> {
     let st = Station::load(cli)?;
     let mut ledger = st.ledger()?;
-    let ca = ledger.active_ca()?.ok_or(crate::ca::CaError::NoneActive)?;
-    let key = crate::ca::signing_key(&st.hsm()?, &ca)?;
-    let cp = audit::checkpoint::create(&mut ledger, &ca.name, &key, &st.config.station.state_dir)?;
-    let text = format!(
-        "checkpoint {} signed by CA {}: event {} (head {}), {} issuances",
+    let state_dir = &st.config.station.state_dir;
+    // Checkpoints a crash left out of the witness file are written first, even if signing fails below.
+    let restored = audit::checkpoint::reconcile_witness(state_dir, ledger.conn())?;
+    let hsm = st.hsm()?;
+    let cp = match audit::key::AuditKey::configured(&st.config, &hsm, ledger.conn())? {
+        Some(a) => audit::checkpoint::create(&mut ledger, &audit::key::Signer::Audit(&a), state_dir)?,
+        None => {
+            let ca = ledger.active_ca()?.ok_or(crate::ca::CaError::NoneActive)?;
+            let key = crate::ca::signing_key(&hsm, &ca)?;
+            audit::checkpoint::create(&mut ledger, &audit::key::Signer::Ca { name: &ca.name, key: &key }, state_dir)?
+        }
+    };
+    let who = if cp.signer_kind == "audit-key" { "audit key" } else { "CA" };
+    let mut text = format!(
+        "checkpoint {} signed by {who} {}: event {} (head {}), {} issuances",
         cp.id, cp.ca_name, cp.seq, cp.head_hash, cp.issuances
     );
-    Ok(Output::new(cp, text))
+    if restored > 0 {
+        text += &format!("\nwitness file: {restored} checkpoint(s) missing from it were restored from the ledger");
+    }
+    let mut json = serde_json::to_value(&cp).unwrap_or_default();
+    json["witness_restored"] = restored.into();
+    Ok(Output::new(json, text))
 }
 
 fn verify(cli: &Cli, no_hsm: bool) -> Result<Box<dyn Report>> {
@@ -301,6 +323,17 @@ fn verify(cli: &Cli, no_hsm: bool) -> Result<Box<dyn Report>> {
         report.checkpoints,
         if report.hsm_checked { "checked" } else { "not checked (--no-hsm)" }
     );
+    for s in &report.checkpoint_signers {
+        let who = if s.kind == "audit-key" { "audit key" } else { "CA" };
+        let fp = s.fingerprint.get(..16).unwrap_or("unknown");
+        text += &format!(
+            "  signed by:  {who} {} (certificate {fp}…): {} checkpoint(s), {} to {}\n",
+            s.name, s.checkpoints, s.first, s.last
+        );
+    }
+    for w in &report.warnings {
+        text += &format!("warning:     [{}] {}: {}\n", w.check, w.subject, w.problem);
+    }
     if report.ok {
         text += "result:      OK, the ledger is intact";
     } else {

@@ -1,6 +1,8 @@
 //! The command line: one file per noun. Each command returns a report that prints as text or `--json`.
 
 mod audit;
+mod audit_key;
+mod audit_manifest;
 mod aws;
 mod ca;
 mod ca_aws;

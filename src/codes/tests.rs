@@ -242,6 +242,29 @@ fn every_variant_of_every_module_error_is_registered_with_its_retryable_and_exit
             | RegistryError::Query { .. } => same(e),
         }
     }
+    use crate::audit::AuditError;
+    let audit = [
+        AuditError::KeyMissing { label: s(), why: s() },
+        AuditError::KeyExists { label: s() },
+        AuditError::BadLabel { label: s() },
+        AuditError::ManifestNeedsKey,
+        AuditError::ManifestSelection(s()),
+        AuditError::ManifestInvalid { path: s(), problem: s() },
+        AuditError::ManifestSignature(s()),
+        AuditError::ManifestUntrusted(s()),
+    ];
+    for e in &audit {
+        match e {
+            AuditError::KeyMissing { .. }
+            | AuditError::KeyExists { .. }
+            | AuditError::BadLabel { .. }
+            | AuditError::ManifestNeedsKey
+            | AuditError::ManifestSelection(_)
+            | AuditError::ManifestInvalid { .. }
+            | AuditError::ManifestSignature(_)
+            | AuditError::ManifestUntrusted(_) => same(e),
+        }
+    }
     let devsim = [
         DevsimError::usage("serial-needs-count-1", "", ""),
         DevsimError::CaRead { path: p.clone(), source: io() },

@@ -14,6 +14,15 @@ pub(super) fn check(cfg: &Config, path: &Path) -> Result<(), ConfigError> {
     if let Some(r) = &cfg.registry {
         super::registry::check(r, path)?;
     }
+    if let Some(label) = &cfg.audit.key
+        && !crate::audit::label_ok(label)
+    {
+        return bad(
+            "audit.key",
+            format!("is {label:?}"),
+            "use the label `station audit key create` printed: 1-64 characters from A-Z a-z 0-9 - _ .",
+        );
+    }
     let id = &cfg.station.id;
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return bad("station.id", format!("is {id:?}"), "use 1-64 characters from A-Z a-z 0-9 - _ .");

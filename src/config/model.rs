@@ -137,11 +137,15 @@ pub struct AuditSection {
     /// 0 turns the periodic checkpoints off.
     #[serde(default = "default_checkpoint_every")]
     pub checkpoint_every: u64,
+    /// The label of the dedicated audit key (`station audit key create`) in the CA's token: it signs checkpoints and
+    /// manifests, and CA keys sign certificates only. Unset: checkpoints are signed by the active CA's key.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 impl Default for AuditSection {
     fn default() -> Self {
-        AuditSection { checkpoint_every: default_checkpoint_every() }
+        AuditSection { checkpoint_every: default_checkpoint_every(), key: None }
     }
 }
 

@@ -104,7 +104,45 @@ impl HsmKey {
         result
     }
 
+    /// Signs `msg`, returning the signature as JOSE (RFC 7518) wants it: ECDSA as the fixed-length r‖s the token
+    /// returns (32+32 bytes for P-256, 48+48 for P-384), RSA PKCS#1 v1.5 as is.
+    pub fn sign_jose(&self, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let started = std::time::Instant::now();
+        let result = self.sign_raw(msg);
+        self.hsm.signed(started.elapsed(), result.is_ok());
+        let raw = result?;
+        let want = match self.info.key_type {
+            KeyType::EcP256 => Some(64),
+            KeyType::EcP384 => Some(96),
+            _ => None,
+        };
+        if let Some(n) = want
+            && raw.len() != n
+        {
+            return Err(HsmError::KeyUnusable {
+                uri: self.info.uri.to_string(),
+                problem: format!("ECDSA signature of {} bytes, not the {n} of r and s", raw.len()),
+            });
+        }
+        Ok(raw)
+    }
+
     fn sign_timed(&self, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let raw = self.sign_raw(msg)?;
+        if !self.info.key_type.is_ec() {
+            return Ok(raw);
+        }
+        let bad = |p: String| HsmError::KeyUnusable { uri: self.info.uri.to_string(), problem: p };
+        if raw.len() % 2 != 0 {
+            return Err(bad(format!("ECDSA signature of odd length {}", raw.len())));
+        }
+        let (r, s) = raw.split_at(raw.len() / 2);
+        let uint = |b| der::asn1::UintRef::new(b).map_err(|e| bad(e.to_string()));
+        EcdsaSigValue { r: uint(r)?, s: uint(s)? }.to_der().map_err(|e| bad(e.to_string()))
+    }
+
+    /// The token's signature as it returns it (ECDSA: r‖s).
+    fn sign_raw(&self, msg: &[u8]) -> Result<Vec<u8>, HsmError> {
         let method = self.hsm.sign_method(self.info.key_type)?;
         let input = method.input(msg);
         let mechanism = method.mechanism();
@@ -116,23 +154,13 @@ impl HsmKey {
                 s.sign(&mechanism, h, &input).map_err(HsmError::ck(Step::Sign, "C_Sign"))
             })
         };
-        let raw = match sign() {
+        match sign() {
             Err(e) if e.fault() == Fault::Handle => {
                 self.forget_handle();
-                sign()?
+                sign()
             }
-            other => other?,
-        };
-        if !self.info.key_type.is_ec() {
-            return Ok(raw);
+            other => other,
         }
-        let bad = |p: String| HsmError::KeyUnusable { uri: self.info.uri.to_string(), problem: p };
-        if raw.len() % 2 != 0 {
-            return Err(bad(format!("ECDSA signature of odd length {}", raw.len())));
-        }
-        let (r, s) = raw.split_at(raw.len() / 2);
-        let uint = |b| der::asn1::UintRef::new(b).map_err(|e| bad(e.to_string()));
-        EcdsaSigValue { r: uint(r)?, s: uint(s)? }.to_der().map_err(|e| bad(e.to_string()))
     }
 }
 

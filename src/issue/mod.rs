@@ -124,7 +124,13 @@ pub struct Engine {
     aws: Option<crate::config::AwsSection>,
     state_dir: PathBuf,
     checkpoint_every: u64,
-    new_since_start: std::sync::atomic::AtomicU64,
+    /// New certificates since the ledger's last checkpoint: read from the ledger at start (so a station that
+    /// restarts often still checkpoints), counted in memory from then on.
+    since_checkpoint: std::sync::atomic::AtomicU64,
+    /// A periodic checkpoint is being signed (the next bench does not start another).
+    checkpointing: std::sync::atomic::AtomicBool,
+    /// The dedicated audit key (`[audit] key`): it signs checkpoints instead of the active CA's key.
+    audit_key: Option<crate::audit::key::AuditKey>,
     /// With `[registry]` in station mode: serials come from leased blocks (see `registry::leases`).
     leasing: Option<Leasing>,
 }
@@ -160,6 +166,11 @@ impl Engine {
             ),
             None => gate::Gate::unguarded(),
         };
+        // A checkpoint committed just before a crash may be missing from the witness file: write it now.
+        crate::audit::checkpoint::reconcile_witness(&cfg.station.state_dir, ledger.conn())?;
+        let since_checkpoint = ledger::checkpoints::issued_since_last(ledger.conn())?;
+        // A configured audit key must be there before anything is issued (`audit-key-missing`).
+        let audit_key = crate::audit::key::AuditKey::configured(cfg, &hsm, ledger.conn())?;
         drop(ledger);
         let writer = Writer::start(&cfg.ledger.path, cfg.ledger.group_commit_max)?;
         Ok(Engine {
@@ -174,7 +185,9 @@ impl Engine {
             aws,
             state_dir: cfg.station.state_dir.clone(),
             checkpoint_every: cfg.audit.checkpoint_every,
-            new_since_start: std::sync::atomic::AtomicU64::new(0),
+            since_checkpoint: std::sync::atomic::AtomicU64::new(since_checkpoint),
+            checkpointing: std::sync::atomic::AtomicBool::new(false),
+            audit_key,
             leasing,
         })
     }
@@ -486,27 +499,43 @@ impl Engine {
         }
     }
 
-    /// Every `[audit] checkpoint_every` new certificates, sign a checkpoint.
+    /// Every `[audit] checkpoint_every` new certificates since the ledger's last checkpoint, sign a checkpoint.
+    /// The count survives restarts: it starts from the ledger (the last checkpoint's issuance count against the
+    /// per-bench counts), so no row is counted here.
     fn after_new_certificate(&self) {
-        let n = self.new_since_start.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if self.checkpoint_every > 0
-            && n.is_multiple_of(self.checkpoint_every)
-            && let Err(e) = self.checkpoint()
-        {
+        use std::sync::atomic::Ordering;
+        let n = self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.checkpoint_every == 0 || n < self.checkpoint_every || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(e) = self.checkpoint() {
             tracing::warn!(error = %e, "periodic checkpoint failed; issuance continues");
         }
+        // What was counted until now is covered (or its attempt failed: the next one comes after another
+        // `checkpoint_every`, not at every certificate); certificates since then count towards the next one.
+        let _ = self.since_checkpoint.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+        self.checkpointing.store(false, Ordering::Release);
     }
 
-    /// Signs the chain head (after everything queued) with the active CA's key and records it in the
-    /// ledger and the witness file. The HSM signs between two writer operations, not inside one: every
-    /// bench's commit goes on meanwhile.
+    /// Signs the chain head (after everything queued) with the audit key, or without one the active CA's key, and
+    /// records it in the ledger and the witness file. The HSM signs between two writer operations, not inside one:
+    /// every bench's commit goes on meanwhile.
     pub fn checkpoint(&self) -> Result<ledger::Checkpoint> {
-        let ca = self.active_ca()?;
-        let key = ca.issuer.key();
+        use crate::audit::key::Signer;
+        let ca;
+        let signer = match &self.audit_key {
+            Some(a) => Signer::Audit(a),
+            None => {
+                ca = self.active_ca()?;
+                Signer::Ca { name: &ca.name, key: ca.issuer.key() }
+            }
+        };
         let head = self.writer.head()?;
-        let signature = crate::audit::checkpoint::sign_checkpoint(key, &head, &ca.name)?;
-        let cp = self.writer.store_checkpoint(head, &ca.name, &key.uri().to_string(), signature)?;
-        crate::audit::checkpoint::append_witness(&self.state_dir, &cp)?;
+        let signature = crate::audit::checkpoint::sign_by(&signer, &head)?;
+        let uri = signer.key().uri().to_string();
+        let cp = self.writer.store_checkpoint(head, signer.kind(), signer.name(), &uri, signature)?;
+        let conn = ledger::open_connection(&self.ledger_path)?;
+        crate::audit::checkpoint::witness_after_commit(&self.state_dir, &conn, cp.id)?;
         Ok(cp)
     }
 

@@ -2,6 +2,7 @@
 //! Every event is hash-chained (see `chain`), and a certificate leaves the station only after its row
 //! is committed.
 
+pub mod audit_keys;
 mod aws;
 mod cas;
 pub mod chain;
@@ -11,6 +12,7 @@ pub mod issuances;
 pub mod leases;
 mod writer;
 
+pub use audit_keys::AuditKeyRow;
 pub use aws::{AwsRegistration, AwsVerification};
 pub use cas::{CaRow, CaState};
 pub use chain::{ChainReport, Event, GENESIS, head as chain_head, walk as walk_chain};
@@ -31,11 +33,12 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/002_aws.sql")),
         M::up(include_str!("migrations/003_leases.sql")),
         M::up(include_str!("migrations/004_bench_counts.sql")),
+        M::up(include_str!("migrations/005_audit_keys.sql")),
     ])
 }
 
 /// The newest schema version this binary can use.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// An open ledger.
 pub struct Ledger {

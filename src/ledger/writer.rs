@@ -43,14 +43,38 @@ pub struct Reservation {
 
 enum Op {
     Issue(Box<NewIssuance>, Reply<Result<i64, InsertConflict>>),
-    Advance { id: i64, state: &'static str, kind: &'static str, detail: String, reply: Option<Reply<()>> },
+    Advance {
+        id: i64,
+        state: &'static str,
+        kind: &'static str,
+        detail: String,
+        reply: Option<Reply<()>>,
+    },
     Reserve(SerialFormat, Reply<Option<Reservation>>),
     Release(i64),
-    Refusal { code: String, bench: String, serial: String, ca: String },
-    Event { kind: String, subject: String, ref_id: Option<i64>, detail: String, reply: Reply<()> },
+    Refusal {
+        code: String,
+        bench: String,
+        serial: String,
+        ca: String,
+    },
+    Event {
+        kind: String,
+        subject: String,
+        ref_id: Option<i64>,
+        detail: String,
+        reply: Reply<()>,
+    },
     Head(Reply<Head>),
     RecordLease(super::Lease, Reply<()>),
-    StoreCheckpoint { head: Head, ca: String, key_uri: String, signature: Vec<u8>, reply: Reply<super::Checkpoint> },
+    StoreCheckpoint {
+        head: Head,
+        kind: super::checkpoints::SignerKind,
+        ca: String,
+        key_uri: String,
+        signature: Vec<u8>,
+        reply: Reply<super::Checkpoint>,
+    },
 }
 
 impl Op {
@@ -192,11 +216,12 @@ impl Writer {
     pub fn store_checkpoint(
         &self,
         head: Head,
+        kind: super::checkpoints::SignerKind,
         ca: &str,
         key_uri: &str,
         signature: Vec<u8>,
     ) -> Result<super::Checkpoint, LedgerError> {
-        self.call(|r| Op::StoreCheckpoint { head, ca: ca.into(), key_uri: key_uri.into(), signature, reply: r })
+        self.call(|r| Op::StoreCheckpoint { head, kind, ca: ca.into(), key_uri: key_uri.into(), signature, reply: r })
     }
 
     /// Records a serial block leased from the registry (durably, chained) before any of it is used.
@@ -383,8 +408,8 @@ fn apply(
         }
         Op::Head(reply) => finish(super::checkpoints::head(conn), reply),
         Op::RecordLease(lease, reply) => finish(super::leases::record(conn, &lease), reply),
-        Op::StoreCheckpoint { head, ca, key_uri, signature, reply } => {
-            finish(super::checkpoints::store(conn, &head, &ca, &key_uri, &signature), reply)
+        Op::StoreCheckpoint { head, kind, ca, key_uri, signature, reply } => {
+            finish(super::checkpoints::store(conn, &head, kind, &ca, &key_uri, &signature), reply)
         }
         Op::Reserve(format, reply) => {
             let r = reserve(conn, &format, in_flight);
