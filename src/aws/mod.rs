@@ -11,6 +11,7 @@
 mod checks;
 pub mod client;
 mod error;
+pub mod field;
 pub mod gate;
 pub mod register;
 pub mod retire;
@@ -18,7 +19,7 @@ pub mod template;
 pub mod verify;
 pub mod watch;
 
-pub use checks::{Check, LocalCa};
+pub use checks::{Check, LocalCa, Status};
 pub use client::{CallError, CallKind, Described, Iot};
 pub use error::{AwsError, FailedVerification};
 pub use template::{DeviceSubject, Template};
