@@ -59,12 +59,21 @@ fn jitr_rules_missing_wrong_disabled_or_without_action_are_each_caught() {
         remedy.contains(&format!("aws iot enable-topic-rule --rule-name jitr_ca --region {REGION} --endpoint-url"))
     );
 
-    // The remedy, applied with the independent client, fixes it.
-    moto.aws(REGION, &["enable-topic-rule", "--rule-name", "jitr_ca"]);
+    // The remedy, pasted into a shell (awscli, the independent client), fixes it.
+    assert_eq!(moto.paste(remedy), 1);
     let r = verify(&st);
     assert_eq!(r["outcome"], "pass", "{r}");
     assert_eq!(check(&r, "jitr-rule")["status"], "pass");
     assert!(check(&r, "jitr-rule")["detail"].as_str().unwrap().contains("rule jitr_ca"), "{r}");
+
+    // So does the remedy of a missing rule: the rule it creates selects the CA's topic, with an action.
+    moto.aws(REGION, &["delete-topic-rule", "--rule-name", "jitr_ca"]);
+    let r = verify(&st);
+    assert_eq!(r["failed_check"], "aws-jitr-rule-missing", "{r}");
+    assert_eq!(moto.paste(r["remedy"].as_str().unwrap()), 1);
+    let r = verify(&st);
+    assert_eq!(r["outcome"], "pass", "{r}");
+    assert!(check(&r, "jitr-rule")["detail"].as_str().unwrap().contains("rule station_jitr_"), "{r}");
 }
 
 #[test]
@@ -107,8 +116,8 @@ fn jitp_role_missing_untrusting_or_without_permissions_is_each_caught() {
     let r = verify(&st);
     assert_eq!(r["failed_check"], "aws-jitp-role-trust-missing", "{r}");
     assert!(r["remedy"].as_str().unwrap().contains("aws iam update-assume-role-policy --role-name StationJITP"));
-    let iot = lambda.replace("lambda.amazonaws.com", "iot.amazonaws.com");
-    moto.iam(&["update-assume-role-policy", "--role-name", "StationJITP", "--policy-document", &iot]);
+    assert_eq!(moto.paste(r["remedy"].as_str().unwrap()), 1);
+    assert_eq!(verify(&st)["outcome"], "pass", "the pasted trust policy is the one IoT needs");
 
     let managed = "arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration";
     moto.iam(&["detach-role-policy", "--role-name", "StationJITP", "--policy-arn", managed]);
@@ -121,6 +130,10 @@ fn jitp_role_missing_untrusting_or_without_permissions_is_each_caught() {
             .unwrap()
             .contains(&format!("aws iam attach-role-policy --role-name StationJITP --policy-arn {managed}"))
     );
+    assert_eq!(moto.paste(r["remedy"].as_str().unwrap()), 1);
+    assert_eq!(verify(&st)["outcome"], "pass", "the pasted remedy attaches AWSIoTThingsRegistration");
+    moto.iam(&["detach-role-policy", "--role-name", "StationJITP", "--policy-arn", managed]);
+    assert_eq!(verify(&st)["failed_check"], "aws-jitp-role-permissions-missing");
 
     // Equivalent permissions in a customer managed policy (read through GetPolicyVersion's URL-encoded document).
     let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#;
@@ -151,6 +164,8 @@ fn jitp_role_missing_untrusting_or_without_permissions_is_each_caught() {
     let r = verify(&st);
     assert_eq!(r["failed_check"], "aws-jitp-role-not-found", "{r}");
     assert!(r["remedy"].as_str().unwrap().contains("aws iam create-role --role-name StationJITP"), "{r}");
+    assert_eq!(moto.paste(r["remedy"].as_str().unwrap()), 2, "create the role, attach the managed policy");
+    assert_eq!(verify(&st)["outcome"], "pass");
 }
 
 #[test]
@@ -215,9 +230,13 @@ fn a_template_naming_a_missing_policy_thing_type_or_thing_group_is_caught() {
     assert!(
         r["remedy"].as_str().unwrap().contains("aws iot create-thing-type --thing-type-name sensor --region eu-west-1")
     );
-    moto.aws(REGION, &["create-thing-type", "--thing-type-name", "sensor"]);
-    assert_eq!(verify(&st)["failed_check"], "aws-jitp-thing-group-missing");
-    moto.aws(REGION, &["create-thing-group", "--thing-group-name", "fleet"]);
+    // The remedy names a command for each resource missing: the thing type and the thing group.
+    assert_eq!(moto.paste(r["remedy"].as_str().unwrap()), 2);
+    assert_eq!(verify(&st)["outcome"], "pass");
+    moto.aws(REGION, &["delete-thing-group", "--thing-group-name", "fleet"]);
+    let r = verify(&st);
+    assert_eq!(r["failed_check"], "aws-jitp-thing-group-missing", "{r}");
+    assert_eq!(moto.paste(r["remedy"].as_str().unwrap()), 1);
     let r = verify(&st);
     assert_eq!(r["outcome"], "pass", "{r}");
     assert!(check(&r, "jitp-resources")["detail"].as_str().unwrap().contains("3 policy/thing type/thing group"), "{r}");

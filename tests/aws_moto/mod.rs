@@ -157,6 +157,24 @@ impl Moto {
         (o.status.success(), String::from_utf8_lossy(&text).into_owned())
     }
 
+    /// Runs, as an operator pasting them into bash, the `aws …` commands between backticks in a remedy (with the venv's
+    /// awscli first on PATH and the tests' credentials), asserting each succeeds; returns how many ran.
+    pub fn paste(&self, remedy: &str) -> usize {
+        let bin = venv_python().parent().expect("venv bin").to_path_buf();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let commands: Vec<&str> = remedy.split('`').skip(1).step_by(2).filter(|c| c.starts_with("aws ")).collect();
+        for c in &commands {
+            let mut cmd = Command::new("bash");
+            cmd.args(["-c", c]).env("PATH", &path).env("AWS_MAX_ATTEMPTS", "1").env_remove("AWS_PROFILE");
+            for (k, v) in aws_env(self.scratch.path()) {
+                cmd.env(k, v);
+            }
+            let o = cmd.output().expect("run bash");
+            assert!(o.status.success(), "pasted {c}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        commands.len()
+    }
+
     /// `aws iam ARGS` (IAM is global; signed for us-east-1), asserting success.
     pub fn iam(&self, args: &[&str]) -> serde_json::Value {
         let (ok, out) = self.try_cli("us-east-1", "iam", args);
