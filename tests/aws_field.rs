@@ -223,8 +223,13 @@ fn a_template_naming_a_missing_policy_thing_type_or_thing_group_is_caught() {
     assert_eq!(r["failed_check"], "aws-jitp-policy-missing", "{r}");
     let message = r["message"].as_str().unwrap();
     assert!(message.contains("policy DevicePolicy, thing type sensor, thing group fleet"), "{message}");
-    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
-    moto.aws(REGION, &["create-policy", "--policy-name", "DevicePolicy", "--policy-document", doc]);
+    let remedy = r["remedy"].as_str().unwrap();
+    assert!(remedy.contains("aws iot create-policy --policy-name DevicePolicy --policy-document"), "{remedy}");
+    // Pasting every command creates all three; here only the policy (the first command), to see each code.
+    let first = remedy.split(" and `").next().unwrap();
+    assert_eq!(moto.paste(first), 1);
+    let policy = moto.aws(REGION, &["get-policy", "--policy-name", "DevicePolicy"]);
+    assert!(policy["policyDocument"].as_str().unwrap().contains("iot:Connect"), "{policy}");
     let r = verify(&st);
     assert_eq!(r["failed_check"], "aws-jitp-thing-type-missing", "{r}");
     assert!(

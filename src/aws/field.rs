@@ -173,7 +173,11 @@ pub fn resources(ctx: &Context<'_>, needs: &Needs, missing: &Missing) -> Check {
     let mut fix = Vec::new();
     for p in &missing.policies {
         what.push(format!("policy {p}"));
-        fix.push(format!("`aws iot create-policy --policy-name {p} --policy-document file://{p}.json {target}`"));
+        fix.push(format!(
+            "`aws iot create-policy --policy-name {p} --policy-document \"{}\" {target}` (the built-in template's \
+             device policy: edit it to what {p} should allow)",
+            shell(&device_policy())
+        ));
     }
     for t in &missing.thing_types {
         what.push(format!("thing type {t}"));
@@ -200,6 +204,13 @@ pub fn resources(ctx: &Context<'_>, needs: &Needs, missing: &Missing) -> Check {
         ),
         format!("run {}, or change the template and `station ca register --update-template`", fix.join(" and ")),
     )
+}
+
+/// The device policy of the built-in template (schemas/jitp-template.json): connect as the thing, publish and
+/// subscribe under its name.
+fn device_policy() -> String {
+    let t: Value = serde_json::from_str(super::template::BUILTIN).unwrap_or(Value::Null);
+    t.pointer("/Resources/policy/Properties/PolicyDocument").and_then(Value::as_str).unwrap_or("{}").to_string()
 }
 
 /// Reads what the JITP checks need and runs them: the role (when the CA has a roleArn) and the named resources.
