@@ -27,6 +27,8 @@ pub struct DeviceSubject {
     /// The values `[policy]` fixes for every device, by parameter name: `Organization`, `OrganizationalUnit`,
     /// `Country` (when set).
     pub fixed: BTreeMap<String, String>,
+    /// The longest serial `[policy]` can produce (0: unknown, taken as 64, the most a serial may have).
+    pub serial_max: usize,
 }
 
 impl DeviceSubject {
@@ -55,6 +57,7 @@ impl DeviceSubject {
             country: p.country.is_some(),
             serial_dot,
             fixed,
+            serial_max: longest_serial(p),
         }
     }
 
@@ -81,6 +84,21 @@ impl DeviceSubject {
                 .into()),
         }
     }
+}
+
+/// The longest serial `[policy]` can produce: the prefix and the widest number for station serials, the pattern's
+/// longest match for device serials; never more than a serial may have.
+fn longest_serial(p: &PolicySection) -> usize {
+    use crate::pki::serial::MAX_SERIAL;
+    let n = match p.serial_source {
+        SerialSource::Station => p.serial_prefix.chars().count() + p.serial_width.max(p.serial_last.to_string().len()),
+        SerialSource::Device => regex_syntax::Parser::new()
+            .parse(&p.serial_pattern)
+            .ok()
+            .and_then(|h| h.properties().maximum_len())
+            .unwrap_or(MAX_SERIAL),
+    };
+    n.min(MAX_SERIAL)
 }
 
 /// A parsed template.
@@ -350,7 +368,11 @@ mod tests {
         let names: Vec<&str> = t.certificate_parameters.iter().map(String::as_str).collect();
         assert_eq!(names, ["CommonName", "Id", "SerialNumber"]);
         let default_policy = DeviceSubject::from_policy(&PolicySection::default());
-        assert_eq!(default_policy, DeviceSubject::default(), "the default policy sets no O, OU or C, and no `.`");
+        assert_eq!(
+            default_policy,
+            DeviceSubject { serial_max: 64, ..DeviceSubject::default() },
+            "the default policy sets no O, OU or C, and no `.`"
+        );
         assert_eq!(t.thing_name_from_serial(), Some("CommonName"));
         check(&t, &default_policy).expect("the default device subject fills the built-in template");
         let v: Value = serde_json::from_str(BUILTIN).unwrap();
@@ -469,6 +491,15 @@ mod tests {
         assert!(err.message().contains("fixed text"), "{}", err.message());
         let err = check(&parsed(&join(&"x".repeat(65))).unwrap(), &DeviceSubject::default()).unwrap_err();
         assert!(err.message().contains("129 characters"), "{}", err.message());
+        // The length counts the longest serial the policy can produce: 64 by the default pattern, 9 for SN-000000.
+        let default = DeviceSubject::from_policy(&PolicySection::default());
+        assert_eq!(default.serial_max, 64);
+        let station = PolicySection { serial_source: SerialSource::Station, ..PolicySection::default() };
+        let station = DeviceSubject::from_policy(&station);
+        assert_eq!(station.serial_max, 9);
+        let long = parsed(&join(&"x".repeat(100))).unwrap();
+        assert!(check(&long, &default).is_err());
+        check(&long, &station).expect("100 + 9 characters fit in 128");
     }
 
     #[test]

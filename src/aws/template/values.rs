@@ -17,11 +17,13 @@ pub fn attribute_char(c: char) -> bool {
 }
 
 /// What a certificate parameter can hold for some device: its longest length and, for a value fixed by `[policy]`,
-/// the value itself (a serial is `[A-Za-z0-9.:-]`, the certificate ID hex; `serial_dot` is judged by `check`).
+/// the value itself (a serial is `[A-Za-z0-9.:-]` and at most `serial_max` long, the certificate ID 64 hex digits;
+/// `serial_dot` is judged by `check`).
 fn value_of(subject: &DeviceSubject, parameter: &str) -> (usize, Option<String>) {
     match subject.fixed.get(parameter) {
         Some(v) => (v.chars().count(), Some(v.clone())),
         None if parameter == "Id" => (64, None),
+        None if subject.serial_max > 0 => (subject.serial_max, None),
         None => (MAX_SERIAL, None),
     }
 }
