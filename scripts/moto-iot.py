@@ -10,13 +10,16 @@ fault-injection endpoint (/_station/faults) handled here, before moto sees the r
 Every fix works per account and region: moto keeps one IoTBackend per (account, region),
 chosen from the request's SigV4 credential scope (aws --region R).
 """
-import argparse, base64, collections, hashlib, json, logging, os, signal, sys, threading, uuid
+import argparse, base64, collections, hashlib, json, logging, os, re, signal, sys, threading, uuid
 
 from moto.core.config import default_user_config
 
 # Emulator fix: certificate IDs are SHA-256 of the DER, as on AWS (moto's default hashes
 # the PEM text). moto reads this flag on every certificate it parses.
 default_user_config["iot"]["use_valid_cert"] = True
+# Emulator fix: AWS managed policies exist in every account (moto loads them only on request), so a role can have
+# arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration attached, as JITP roles do. Costs ~0.1 s per account.
+default_user_config["iam"]["load_aws_managed_policies"] = True
 
 # ruff: noqa: E401, E402
 from cryptography import x509
@@ -24,6 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from moto.core.responses import ActionResult, EmptyResult
+from moto.core.serialize import url_encode
+from moto.iam.responses import IamResponse
 from moto.core.utils import utcnow
 from moto.iot import models as iot_models, responses as iot_responses
 from moto.iot.exceptions import InvalidRequestException, IoTClientError, ResourceAlreadyExistsException
@@ -194,6 +199,48 @@ def r_list_ca_certificates(self):
         out["nextMarker"] = base64.urlsafe_b64encode(json.dumps(_page_key(page[-1])).encode()).decode()
     return ActionResult(out)
 
+def _rule_topic(sql):
+    # The topic a rule's SQL selects FROM: keywords in any case, the topic quoted (' or ") or bare; a FROM inside a
+    # quoted string does not count.
+    for m in re.finditer(r"'[^']*'|\"[^\"]*\"|([A-Za-z]+)", sql or ""):
+        if m.group(1) and m.group(1).lower() == "from":
+            rest = re.match(r"\s*(?:'([^']*)'|\"([^\"]*)\"|([^\s]+))", sql[m.end():])
+            return next((g for g in rest.groups() if g is not None), None) if rest else None
+    return None
+
+def r_list_topic_rules(self):
+    # Emulator fix: ListTopicRules pages (maxResults 1..10000, default 1000; opaque nextToken), filters by `topic` and
+    # `ruleDisabled`, and lists each rule's topicPattern (the topic its SQL selects FROM). moto returned every rule at
+    # once, ignored the parameters, and took the topic only after an upper-case FROM.
+    size = self._get_int_param("maxResults", 1000)
+    if not 1 <= size <= 10000:
+        raise InvalidRequestException("maxResults must be between 1 and 10000")
+    topic, disabled = self._get_param("topic"), self._get_param("ruleDisabled")
+    rules = sorted(self.iot_backend.rules.values(), key=lambda r: r.rule_name)
+    if topic:
+        rules = [r for r in rules if _rule_topic(r.sql) == topic]
+    if disabled is not None:
+        want = str(disabled).lower() == "true"
+        rules = [r for r in rules if r.rule_disabled == want]
+    token = self._get_param("nextToken")
+    if token:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except ValueError:
+            raise InvalidRequestException("Invalid nextToken")
+        rules = [r for r in rules if r.rule_name > after]
+    page = rules[:size]
+    out = {"rules": []}
+    for r in page:
+        item = {"ruleName": r.rule_name, "ruleArn": r.arn, "createdAt": r.created_at, "ruleDisabled": r.rule_disabled}
+        if _rule_topic(r.sql):
+            item["topicPattern"] = _rule_topic(r.sql)
+        out["rules"].append(item)
+    if len(rules) > size:
+        out["nextToken"] = base64.urlsafe_b64encode(page[-1].rule_name.encode()).decode()
+    return ActionResult(out)
+
+Response.list_topic_rules = r_list_topic_rules
 Response.describe_ca_certificate = r_describe_ca_certificate
 Response.register_ca_certificate = r_register_ca_certificate
 Response.update_ca_certificate = r_update_ca_certificate
@@ -246,12 +293,25 @@ def r_list_certificates_by_ca(self):
 
 Response.list_certificates_by_ca = r_list_certificates_by_ca
 
+# ---- IAM -----------------------------------------------------------------------------------
+
+# Emulator fix: GetPolicyVersion returns the policy document URL-encoded (RFC 3986), as AWS does and as moto already
+# does for GetRole's AssumeRolePolicyDocument and GetRolePolicy's PolicyDocument (moto returned it as raw JSON).
+IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER = {
+    **IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER,
+    "GetPolicyVersionResponse.PolicyVersion.Document": url_encode,
+}
+
 # ---- fault injection ---------------------------------------------------------------------
 
 FAULT_KINDS = {  # error code -> (HTTP status, message), as the IoT API model declares them
     "ThrottlingException": (400, "Rate exceeded."),
     "ServiceUnavailableException": (503, "Service Unavailable."),
     "InternalFailureException": (500, "Internal Failure."),
+}
+IAM_FAULT_KINDS = {  # the same for IAM (awsQuery): AccessDenied is what a principal without iam:Get*/List* gets
+    "AccessDenied": (403, "User: arn:aws:iam::123456789012:user/station is not authorized to perform: {action}"),
+    "Throttling": (400, "Rate exceeded"),
 }
 
 class Faults:
@@ -267,11 +327,16 @@ class Faults:
             error, count = "ThrottlingException", spec["throttle"]
         else:
             error, count = spec.get("error"), spec.get("count", 1)
-        if error not in FAULT_KINDS or not isinstance(count, int) or count < 0:
-            raise ValueError(f"error must be one of {sorted(FAULT_KINDS)} and the count an integer >= 0")
+        service = spec.get("service", "iot")
+        kinds = {"iot": FAULT_KINDS, "iam": IAM_FAULT_KINDS}.get(service)
+        if kinds is None:
+            raise ValueError("service must be iot or iam")
+        if error not in kinds or not isinstance(count, int) or count < 0:
+            raise ValueError(f"error must be one of {sorted(kinds)} for {service} and the count an integer >= 0")
         actions, region = spec.get("actions"), spec.get("region")
         with self.lock:
-            self.rules.append({"error": error, "remaining": count, "actions": actions, "region": region})
+            self.rules.append({"error": error, "remaining": count, "actions": actions, "region": region,
+                               "service": service})
 
     def clear(self):
         with self.lock:
@@ -282,12 +347,14 @@ class Faults:
         with self.lock:
             return {"rules": [dict(r) for r in self.rules if r["remaining"] > 0], "calls": dict(self.calls)}
 
-    def take(self, region, action):
+    def take(self, region, action, service="iot"):
+        # IoT calls are counted as "<region>:<Action>", IAM calls (global) as "iam:<Action>".
         with self.lock:
-            self.calls[f"{region}:{action}"] += 1
+            self.calls[f"{region}:{action}" if service == "iot" else f"iam:{action}"] += 1
             for r in self.rules:
-                if r["remaining"] > 0 and (not r["actions"] or action in r["actions"]) \
-                        and (not r["region"] or r["region"] == region):
+                if r["remaining"] > 0 and r.get("service", "iot") == service \
+                        and (not r["actions"] or action in r["actions"]) \
+                        and (service == "iam" or not r["region"] or r["region"] == region):
                     r["remaining"] -= 1
                     return r["error"]
         return None
@@ -307,6 +374,24 @@ def call_action(self):
     return status, headers, json.dumps({"message": message})
 
 Response.call_action = call_action
+
+_iam_call_action = IamResponse.call_action
+
+def iam_call_action(self):
+    # Fault injection for IAM (service "iam" in a rule): answered like IAM (awsQuery): the HTTP status, an XML
+    # ErrorResponse with Type, Code and Message. moto cannot deny IAM reads otherwise (it authorizes nothing unless its
+    # IAM auth emulation is switched on for every call).
+    action = self._get_action()
+    error = FAULTS.take("global", action, "iam")
+    if error is None:
+        return _iam_call_action(self)
+    status, message = IAM_FAULT_KINDS[error]
+    body = ('<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type>'
+            f"<Code>{error}</Code><Message>{message.format(action='iam:' + action)}</Message></Error>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
+    return status, {"Content-Type": "text/xml"}, body
+
+IamResponse.call_action = iam_call_action
 
 def with_admin_endpoint(app):
     """GET /_station/faults: state; POST: add a rule (JSON); DELETE: clear rules and counts."""

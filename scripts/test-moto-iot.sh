@@ -238,8 +238,60 @@ eq "list-certificates-by-ca: entries carry certificateArn, certificateId, certif
 eq "list-certificates-by-ca pageSize 0 rejected by the server" "400 InvalidRequestException" \
     "$(raw GET "/certificates-by-ca/$devca_id?pageSize=0" "$R" | cut -d' ' -f1,2)"
 
-# ---- fault injection ---------------------------------------------------------------------
+# ---- topic rules (JITR) and IAM (JITP role) ------------------------------------------------
 R="${REGIONS[0]}"
+iam() { "$AWS" --endpoint-url "$EP" --region us-east-1 iam "$@"; }
+LAMBDA='[{"lambda":{"functionArn":"arn:aws:lambda:'"$R"':123456789012:function:activate"}}]'
+for n in 1 2 3; do
+    iot "$R" create-topic-rule --rule-name "line_$n" \
+        --topic-rule-payload '{"sql":"SELECT * FROM '"'line/$n/status'"'","actions":'"$LAMBDA"'}' >/dev/null
+done
+iot "$R" create-topic-rule --rule-name jitr --topic-rule-payload \
+    '{"sql":"select '"'from'"' as a from \"$aws/events/certificates/registered/+\"","actions":[],"ruleDisabled":true}' \
+    >/dev/null || bad "create-topic-rule jitr"
+eq "list-topic-rules: topicPattern from a lower-case FROM, a double-quoted topic" \
+    '$aws/events/certificates/registered/+' \
+    "$(iot "$R" list-topic-rules | json '[r.get("topicPattern") for r in d["rules"] if r["ruleName"] == "jitr"][0]')"
+page1="$(raw GET "/rules?maxResults=2" "$R")"
+eq "list-topic-rules maxResults=2: 2 rules and a nextToken" "200 2 True" \
+    "$(cut -d' ' -f1 <<<"$page1") $(cut -d' ' -f3- <<<"$page1" | json 'str(len(d["rules"])) + " " + str("nextToken" in d)')"
+tok="$(cut -d' ' -f3- <<<"$page1" | json 'd["nextToken"]')"
+eq "list-topic-rules: the next page holds the other 2, and no token" "line_2 line_3 False" \
+    "$(raw GET "/rules?maxResults=2&nextToken=$tok" "$R" | cut -d' ' -f3- | json '" ".join(r["ruleName"] for r in d["rules"]) + " " + str("nextToken" in d)')"
+eq "list-topic-rules --rule-disabled filters" "jitr" \
+    "$(iot "$R" list-topic-rules --rule-disabled | json '" ".join(r["ruleName"] for r in d["rules"])')"
+eq "list-topic-rules --topic filters" "line_2" \
+    "$(iot "$R" list-topic-rules --topic line/2/status | json '" ".join(r["ruleName"] for r in d["rules"])')"
+eq "list-topic-rules maxResults=0 rejected" "400" "$(raw GET "/rules?maxResults=0" "$R" | cut -d' ' -f1)"
+TRUST='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"iot.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+iam create-role --role-name StationJITP --assume-role-policy-document "$TRUST" >/dev/null || bad "iam create-role"
+out="$(iam attach-role-policy --role-name StationJITP \
+    --policy-arn arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration 2>&1)" \
+    && ok "AWSIoTThingsRegistration (an AWS managed policy) can be attached" \
+    || bad "AWSIoTThingsRegistration (an AWS managed policy) can be attached" "$out"
+eq "list-attached-role-policies names it" "AWSIoTThingsRegistration" \
+    "$(iam list-attached-role-policies --role-name StationJITP | json '" ".join(p["PolicyName"] for p in d["AttachedPolicies"])')"
+# raw IAM (awsQuery), so the document is seen as the SDK sees it, before awscli's decoding
+iamraw() { "$PY" - "$EP" "$1" <<'EOF'
+import sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "/?" + sys.argv[2] + "&Version=2010-05-08", headers={"Authorization":
+    "AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0"})
+print(urllib.request.urlopen(req).read().decode())
+EOF
+}
+doc="$(iamraw "Action=GetPolicyVersion&PolicyArn=arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration&VersionId=v3")"
+[[ "$doc" == *"<Document>%7B"* && "$doc" == *"iot%3ACreateThing"* ]] \
+    && ok "get-policy-version: the document is URL-encoded and grants iot:CreateThing" \
+    || bad "get-policy-version: the document is URL-encoded and grants iot:CreateThing" "$doc"
+[[ "$(iamraw "Action=GetRole&RoleName=StationJITP")" == *"<AssumeRolePolicyDocument>%7B"* ]] \
+    && ok "get-role: the trust policy is URL-encoded" || bad "get-role: the trust policy is URL-encoded"
+faults DELETE >/dev/null
+faults POST '{"service": "iam", "error": "AccessDenied", "actions": ["GetRole"], "count": 1}' >/dev/null
+expect_error "iam fault: GetRole answered AccessDenied" AccessDenied iam get-role --role-name StationJITP
+iam get-role --role-name StationJITP >/dev/null && ok "iam fault: only the next call" || bad "iam fault: only the next call"
+eq "iam calls are counted as iam:<Action>" "2" "$(faults GET | json 'str(d["calls"].get("iam:GetRole", 0))')"
+
+# ---- fault injection ---------------------------------------------------------------------
 faults DELETE >/dev/null
 faults POST '{"throttle": 1}' >/dev/null
 expect_error "throttle 1: next call fails with ThrottlingException" ThrottlingException iot "$R" get-registration-code

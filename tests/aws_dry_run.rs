@@ -95,6 +95,35 @@ fn a_registered_ca_provisions_the_device_and_each_fault_in_the_account_is_named(
     let eu = region(&r, "eu-west-1");
     assert_eq!(codes(eu), ["aws-jitp-certificate-not-active", "aws-jitp-attribute-invalid"]);
     assert!(eu["problems"][1]["detail"].as_str().unwrap().contains("hall 7"), "{eu}");
+    // A template that attaches an existing policy by name and puts the thing in a group named after its
+    // organization-less serial prefix: both must exist in the region.
+    let mut t: serde_json::Value = serde_json::from_str(station::aws::template::BUILTIN).unwrap();
+    t["Resources"]["policy"]["Properties"] = serde_json::json!({"PolicyName": "FleetDevice"});
+    t["Resources"]["thing"]["Properties"]["ThingGroups"] =
+        serde_json::json!([{"Fn::Select": [0, {"Fn::Split": ["-", {"Ref": "AWS::IoT::Certificate::CommonName"}]}]}]);
+    std::fs::write(&cfg, serde_json::json!({"templateBody": t.to_string(), "roleArn": ROLE}).to_string()).unwrap();
+    moto.aws(
+        "eu-west-1",
+        &[
+            "update-ca-certificate",
+            "--certificate-id",
+            &id,
+            "--registration-config",
+            &format!("file://{}", cfg.display()),
+        ],
+    );
+    let r = dry_run(&st, &chain, &["--region", "eu-west-1"]).json();
+    let eu = region(&r, "eu-west-1");
+    assert_eq!(codes(eu), ["aws-jitp-policy-missing"], "{eu}");
+    assert!(eu["problems"][0]["detail"].as_str().unwrap().contains("thing group DRY"), "{eu}");
+    moto.aws("eu-west-1", &["create-policy", "--policy-name", "FleetDevice", "--policy-document", "{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", \"Action\": \"iot:Connect\", \"Resource\": \"*\"}]}"]);
+    moto.aws("eu-west-1", &["create-thing-group", "--thing-group-name", "DRY"]);
+    let r = dry_run(&st, &chain, &["--region", "eu-west-1"]).ok().json();
+    let eu = region(&r, "eu-west-1");
+    assert_eq!(eu["outcome"], "provisions", "{eu}");
+    assert_eq!(eu["plan"]["thing"]["groups"], serde_json::json!(["DRY"]));
+    assert_eq!(eu["plan"]["policies"], serde_json::json!([{"named": "FleetDevice"}]));
+
     // Offline, the configured (built-in) template is what is evaluated: it provisions, and AWS is not asked.
     let calls = moto.calls("eu-west-1", "DescribeCACertificate");
     let r = dry_run(&st, &chain, &["--offline"]).ok().json();
@@ -152,10 +181,18 @@ fn what_aws_already_holds_is_reported_and_a_foreign_certificate_is_refused() {
     assert_eq!(r["problems"][0]["code"], "aws-device-certificate-foreign", "{r}");
     assert_eq!(r["regions"].as_array().unwrap().len(), 0);
 
-    // A CA registered for JITR: the certificate would wait in PENDING_ACTIVATION for the account's rule.
+    // A CA registered for JITR: without a rule on its registration topic the certificate would stay
+    // PENDING_ACTIVATION; with one, it waits for the rule's action.
     let jitr = aws_station(&moto.url, &["us-east-1"], "mode = \"jitr\"");
     run(&jitr, &["ca", "register", "--name", "ca-1"]).ok();
     let c = issue(&jitr, "DRY-J");
+    let out = dry_run(&jitr, &c, &[]);
+    assert_eq!(out.status, 8, "{}", out.stdout);
+    let r = out.json();
+    let x = region(&r, "us-east-1");
+    assert_eq!((x["mode"].as_str(), x["outcome"].as_str()), (Some("jitr"), Some("fails")), "{x}");
+    assert_eq!(codes(x), ["aws-jitr-rule-missing"]);
+    moto.jitr_rule("us-east-1");
     let r = dry_run(&jitr, &c, &[]).ok().json();
     let x = region(&r, "us-east-1");
     assert_eq!((x["mode"].as_str(), x["outcome"].as_str()), (Some("jitr"), Some("pending-activation")), "{x}");

@@ -54,6 +54,10 @@ fn register_then_verify_passes_in_three_regions() {
                 "validity",
                 "jitp-template",
                 "jitp-role",
+                "jitp-role-exists",
+                "jitp-role-trust",
+                "jitp-role-permissions",
+                "jitp-resources",
                 "subject-headroom"
             ]
         );
@@ -245,6 +249,7 @@ fn jitr_registers_no_template_and_jitp_verification_then_misses_it() {
     let st = aws_station(&moto.url, &["eu-west-1"], "");
     let reg = run(&st, &["ca", "register", "--name", "ca-1", "--mode", "jitr"]).ok().json();
     assert_eq!(reg["regions"][0]["mode"], "jitr");
+    moto.jitr_rule("eu-west-1");
     let id = ca_id(&st, "ca-1");
     let aws = moto.aws("eu-west-1", &["describe-ca-certificate", "--certificate-id", &id]);
     assert!(aws.get("registrationConfig").is_none(), "{aws}");
@@ -269,6 +274,7 @@ fn ca_verify_without_mode_checks_the_mode_the_ca_was_registered_in() {
     let moto = Moto::start();
     let st = aws_station(&moto.url, &["eu-west-1"], "");
     run(&st, &["ca", "register", "--name", "ca-1", "--mode", "jitr"]).ok();
+    moto.jitr_rule("eu-west-1");
     let report = run(&st, &["ca", "verify", "--name", "ca-1"]).ok().json();
     let r = row(&report, "ca-1", "eu-west-1");
     assert_eq!((r["outcome"].as_str(), r["mode"].as_str()), (Some("pass"), Some("jitr")), "{r}");

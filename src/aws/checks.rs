@@ -44,14 +44,27 @@ impl LocalCa {
     }
 }
 
+/// A check's verdict. `Unknown`: the station's credentials may not read what the check needs (IAM read access is
+/// optional), so it says nothing either way: not a pass, and not a failure (the row and the gate ignore it).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Unknown,
+}
+
 /// One check's result.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Check {
     /// What is checked: `exists`, `certificate`, `certificate-id`, `status`, `auto-registration`,
-    /// `certificate-mode`, `validity`, `jitp-template`, `jitp-role`, `subject-headroom`.
+    /// `certificate-mode`, `validity`, `jitp-template`, `jitp-role`, `jitp-role-exists`, `jitp-role-trust`,
+    /// `jitp-role-permissions`, `jitp-resources`, `jitr-rule`, `subject-headroom`.
     pub check: &'static str,
+    /// `status == pass` (kept for readers of the JSON from before `status`).
     pub ok: bool,
-    /// The stable code when it fails.
+    pub status: Status,
+    /// The stable code when it fails, or why it is unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
     pub detail: String,
@@ -60,11 +73,41 @@ pub struct Check {
 }
 
 impl Check {
-    fn pass(check: &'static str, detail: impl Into<String>) -> Check {
-        Check { check, ok: true, code: None, detail: detail.into(), remedy: None }
+    pub(super) fn pass(check: &'static str, detail: impl Into<String>) -> Check {
+        Check { check, ok: true, status: Status::Pass, code: None, detail: detail.into(), remedy: None }
     }
-    fn fail(check: &'static str, code: &'static str, detail: impl Into<String>, remedy: impl Into<String>) -> Check {
-        Check { check, ok: false, code: Some(code), detail: detail.into(), remedy: Some(remedy.into()) }
+    pub(super) fn fail(
+        check: &'static str,
+        code: &'static str,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Check {
+        Check {
+            check,
+            ok: false,
+            status: Status::Fail,
+            code: Some(code),
+            detail: detail.into(),
+            remedy: Some(remedy.into()),
+        }
+    }
+    pub(super) fn unknown(
+        check: &'static str,
+        code: &'static str,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Check {
+        Check {
+            check,
+            ok: false,
+            status: Status::Unknown,
+            code: Some(code),
+            detail: detail.into(),
+            remedy: Some(remedy.into()),
+        }
+    }
+    pub fn failed(&self) -> bool {
+        self.status == Status::Fail
     }
 }
 
@@ -235,6 +278,10 @@ fn jitp(ctx: &Context<'_>, d: &Described) -> Vec<Check> {
                         "keep `.` out of [policy] serial_pattern / serial_prefix, or make ThingName from \
                          AWS::IoT::Certificate::Id in [aws] template, then {fix}"
                     );
+                    Check::fail("jitp-template", p.code(), p.message(), fix)
+                }
+                Err(p @ (TemplateProblem::ThingNameUnfit { .. } | TemplateProblem::AttributeInvalid { .. })) => {
+                    let fix = format!("change [aws] template (or the [policy] value it names), then {fix}");
                     Check::fail("jitp-template", p.code(), p.message(), fix)
                 }
                 Err(p) => Check::fail("jitp-template", p.code(), p.message(), fix.clone()),

@@ -14,6 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+mod reads;
+pub use reads::{ListedRule, RoleFound, RolePolicy, RuleBody};
+
 /// Spaces calls evenly: at most `tps` per second, shared by every task using one account and region.
 #[derive(Debug)]
 pub struct Limiter {
@@ -42,6 +45,8 @@ impl Limiter {
 #[derive(Debug, Clone)]
 pub struct Iot {
     client: aws_sdk_iot::Client,
+    /// IAM (global), at the same endpoint and account: `ca verify` reads the JITP provisioning role.
+    iam: aws_sdk_iam::Client,
     pub region: AwsRegion,
     limiter: Arc<Limiter>,
     timeout: Duration,
@@ -194,7 +199,16 @@ impl Iot {
             loader = loader.endpoint_url(u);
         }
         let sdk = loader.load().await;
-        Iot { client: aws_sdk_iot::Client::new(&sdk), region: region.clone(), limiter, timeout: s.timeout }
+        let iam = aws_sdk_iam::config::Builder::from(&sdk)
+            .region(aws_config::Region::new(reads::iam_signing_region(&region.name)))
+            .build();
+        Iot {
+            client: aws_sdk_iot::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::from_conf(iam),
+            region: region.clone(),
+            limiter,
+            timeout: s.timeout,
+        }
     }
 
     fn fail<E>(&self, op: &'static str, e: SdkError<E>) -> CallError
@@ -430,9 +444,11 @@ fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
 fn service_kind<E: ProvideErrorMetadata + std::error::Error + 'static>(err: &E) -> CallKind {
     match err.code().unwrap_or_default() {
         "ThrottlingException" | "TooManyRequestsException" => CallKind::Throttled,
-        "ResourceNotFoundException" => CallKind::NotFound,
+        // IAM answers NoSuchEntity and AccessDenied (awsQuery), IoT the *Exception forms.
+        "ResourceNotFoundException" | "NoSuchEntity" => CallKind::NotFound,
         "UnauthorizedException"
         | "AccessDeniedException"
+        | "AccessDenied"
         | "UnrecognizedClientException"
         | "InvalidSignatureException"
         | "ExpiredTokenException" => CallKind::Denied,

@@ -605,6 +605,8 @@ pub struct RegionRun {
     /// Whether a thing with the planned name exists already.
     pub thing_exists: Option<bool>,
     pub problems: Vec<Problem>,
+    /// What could not be read (IAM read access is optional): not a failure, not a pass.
+    pub unknown: Vec<Problem>,
 }
 
 impl RegionRun {
@@ -618,6 +620,21 @@ impl RegionRun {
             certificate_in_aws: None,
             thing_exists: None,
             problems: Vec::new(),
+            unknown: Vec::new(),
+        }
+    }
+
+    /// Takes a `ca verify` check's verdict: a failure fails the run, an unknown is shown as such.
+    fn take(&mut self, c: super::Check) {
+        let p = || Problem {
+            code: c.code.unwrap_or("aws-call-failed"),
+            detail: c.detail.clone(),
+            remedy: c.remedy.clone().unwrap_or_default(),
+        };
+        match c.status {
+            super::checks::Status::Pass => {}
+            super::checks::Status::Fail => self.fail(p()),
+            super::checks::Status::Unknown => self.unknown.push(p()),
         }
     }
 
@@ -703,6 +720,27 @@ pub fn certificate(
     Ok((der, summary, problems))
 }
 
+/// Which of the named resources the region lacks.
+async fn missing(iot: &super::Iot, needs: &super::field::Needs) -> Result<super::field::Missing, super::CallError> {
+    let mut m = super::field::Missing::default();
+    for p in &needs.policies {
+        if !iot.iot_policy_exists(p).await? {
+            m.policies.push(p.clone());
+        }
+    }
+    for t in &needs.thing_types {
+        if !iot.thing_type_exists(t).await? {
+            m.thing_types.push(t.clone());
+        }
+    }
+    for g in &needs.thing_groups {
+        if !iot.thing_group_exists(g).await? {
+            m.thing_groups.push(g.clone());
+        }
+    }
+    Ok(m)
+}
+
 /// Evaluates the configured template (or the built-in one) without asking AWS.
 pub fn offline(settings: &super::Settings, cert: &CertFields) -> crate::Result<RegionRun> {
     let mut run = RegionRun::new("(offline)", settings.mode.as_str());
@@ -732,9 +770,17 @@ pub async fn online(
     settings: &super::Settings,
     iot: &super::Iot,
     ca_id: &str,
-    ca_name: &str,
+    local: &super::LocalCa,
     cert: &CertFields,
 ) -> RegionRun {
+    let ca_name = local.name.as_str();
+    let ctx = super::checks::Context {
+        ca: local,
+        region: &iot.region,
+        settings,
+        recorded: None,
+        now: time::OffsetDateTime::now_utc(),
+    };
     let region = iot.region.name.clone();
     let mut run = RegionRun::new(&region, "jitp");
     let errored = |mut run: RegionRun, e: super::CallError| {
@@ -791,11 +837,38 @@ pub async fn online(
                 Ok(plan) => run.plan = Some(plan),
                 Err(problems) => problems.into_iter().for_each(|p| run.fail(p)),
             }
+            // The provisioning role, as `ca verify` checks it (exists, trusts IoT, may do what the template asks).
+            match super::field::jitp(&ctx, iot, &ca).await {
+                Ok(checks) => checks.into_iter().filter(|c| c.check.starts_with("jitp-role")).for_each(|c| run.take(c)),
+                Err(e) => return errored(run, e),
+            }
+            // The policy, thing type and groups this certificate's provisioning names must exist.
+            if let Some(plan) = &run.plan {
+                let mut needs = super::field::Needs::default();
+                for p in &plan.policies {
+                    if let PolicyPlan::Named(n) = p {
+                        needs.policies.insert(n.clone());
+                    }
+                }
+                if let Some(t) = &plan.thing {
+                    needs.thing_types.extend(t.thing_type.clone());
+                    needs.thing_groups.extend(t.groups.iter().cloned());
+                }
+                match missing(iot, &needs).await {
+                    Ok(m) => run.take(super::field::resources(&ctx, &needs, &m)),
+                    Err(e) => return errored(run, e),
+                }
+            }
         }
         None => {
             run.mode = "jitr";
             if run.outcome == Outcome::Provisions {
                 run.outcome = Outcome::PendingActivation;
+            }
+            // The rule that must activate the certificate, as `ca verify` checks it.
+            match super::field::jitr(&ctx, iot, &super::field::RuleCensus::new(), ca_id).await {
+                Ok(c) => run.take(c),
+                Err(e) => return errored(run, e),
             }
         }
     }

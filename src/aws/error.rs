@@ -23,6 +23,8 @@ pub enum AwsError {
     TemplateParameterUnfilled { origin: String, parameter: String, why: String },
     #[error("the JITP template {origin} {parameter}: {why}")]
     TemplateThingNameInvalid { origin: String, parameter: String, why: String },
+    #[error("the JITP template {origin} sets thing attribute {attribute} to a value some device cannot have: {why}")]
+    TemplateAttributeInvalid { origin: String, attribute: String, why: String },
     #[error("CA {name:?} is {state}: it cannot be registered with AWS IoT")]
     CaNotRegistrable { name: String, state: &'static str },
     #[error("the verification certificate for region {region} does not check out locally: {problem}")]
@@ -59,6 +61,7 @@ impl Coded for AwsError {
             AwsError::TemplateInvalid { .. } => "aws-template-invalid",
             AwsError::TemplateParameterUnfilled { .. } => "aws-template-parameter-unfilled",
             AwsError::TemplateThingNameInvalid { .. } => "aws-template-thing-name-invalid",
+            AwsError::TemplateAttributeInvalid { .. } => "aws-template-attribute-invalid",
             AwsError::CaNotRegistrable { .. } => "aws-ca-not-registrable",
             AwsError::VerificationCertInvalid { .. } => "aws-verification-cert-invalid",
             AwsError::Runtime(_) => "aws-runtime-failed",
@@ -93,6 +96,11 @@ impl Coded for AwsError {
                  serial_prefix"
                     .into()
             }
+            AwsError::TemplateAttributeInvalid { .. } => {
+                "make the attribute from the serial or the certificate ID, or change the [policy] value so it holds only \
+                 [a-zA-Z0-9_.,@/:#=[]-]"
+                    .into()
+            }
             AwsError::CaNotRegistrable { .. } => {
                 "register a CA that has its certificate and is not retired (`station ca list`)".into()
             }
@@ -120,6 +128,7 @@ impl Coded for AwsError {
             | AwsError::TemplateInvalid { .. }
             | AwsError::TemplateParameterUnfilled { .. }
             | AwsError::TemplateThingNameInvalid { .. }
+            | AwsError::TemplateAttributeInvalid { .. }
             | AwsError::CaNotRegistrable { .. }
             | AwsError::VerificationCertInvalid { .. }
             | AwsError::VerificationMissing { .. }
@@ -134,7 +143,8 @@ impl Coded for AwsError {
             AwsError::TemplateUnreadable { .. }
             | AwsError::TemplateInvalid { .. }
             | AwsError::TemplateParameterUnfilled { .. }
-            | AwsError::TemplateThingNameInvalid { .. } => exit::CONFIG,
+            | AwsError::TemplateThingNameInvalid { .. }
+            | AwsError::TemplateAttributeInvalid { .. } => exit::CONFIG,
             AwsError::CaNotRegistrable { .. } => exit::CA,
             AwsError::Runtime(_) => exit::INTERNAL,
             _ => exit::AWS,

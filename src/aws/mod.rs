@@ -12,6 +12,7 @@ mod checks;
 pub mod client;
 pub mod dry_run;
 mod error;
+pub mod field;
 pub mod gate;
 pub mod register;
 pub mod retire;
@@ -19,7 +20,7 @@ pub mod template;
 pub mod verify;
 pub mod watch;
 
-pub use checks::{Check, LocalCa};
+pub use checks::{Check, LocalCa, Status};
 pub use client::{CallError, CallKind, Described, Iot};
 pub use error::{AwsError, FailedVerification};
 pub use template::{DeviceSubject, Template};

@@ -5,7 +5,9 @@
 use super::AwsError;
 use crate::config::{AwsMode, AwsSection, PolicySection, SerialSource};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+mod values;
 use std::path::Path;
 
 /// schemas/jitp-template.json, built in: the template used when `[aws] template` is not set.
@@ -22,6 +24,11 @@ pub struct DeviceSubject {
     pub country: bool,
     /// Why a serial may contain `.`: the `[policy]` setting that allows it.
     pub serial_dot: Option<String>,
+    /// The values `[policy]` fixes for every device, by parameter name: `Organization`, `OrganizationalUnit`,
+    /// `Country` (when set).
+    pub fixed: BTreeMap<String, String>,
+    /// The longest serial `[policy]` can produce (0: unknown, taken as 64, the most a serial may have).
+    pub serial_max: usize,
 }
 
 impl DeviceSubject {
@@ -36,11 +43,21 @@ impl DeviceSubject {
             }
             _ => None,
         };
+        let fixed = [
+            ("Organization", &p.organization),
+            ("OrganizationalUnit", &p.organizational_unit),
+            ("Country", &p.country),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+        .collect();
         DeviceSubject {
             organization: p.organization.is_some(),
             organizational_unit: p.organizational_unit.is_some(),
             country: p.country.is_some(),
             serial_dot,
+            fixed,
+            serial_max: longest_serial(p),
         }
     }
 
@@ -69,6 +86,21 @@ impl DeviceSubject {
     }
 }
 
+/// The longest serial `[policy]` can produce: the prefix and the widest number for station serials, the pattern's
+/// longest match for device serials; never more than a serial may have.
+fn longest_serial(p: &PolicySection) -> usize {
+    use crate::pki::serial::MAX_SERIAL;
+    let n = match p.serial_source {
+        SerialSource::Station => p.serial_prefix.chars().count() + p.serial_width.max(p.serial_last.to_string().len()),
+        SerialSource::Device => regex_syntax::Parser::new()
+            .parse(&p.serial_pattern)
+            .ok()
+            .and_then(|h| h.properties().maximum_len())
+            .unwrap_or(MAX_SERIAL),
+    };
+    n.min(MAX_SERIAL)
+}
+
 /// A parsed template.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -80,6 +112,11 @@ pub struct Template {
     pub certificate_parameters: BTreeSet<String>,
     /// The certificate parameters an `AWS::IoT::Thing`'s `ThingName` is made from.
     pub thing_name_parameters: BTreeSet<String>,
+    /// Whether a thing has a `ThingName`, and its fixed text (strings outside `Ref`s and `${…}`).
+    pub has_thing_name: bool,
+    pub thing_name_literal: String,
+    /// Each thing attribute: its fixed text and the certificate parameters it is made from.
+    pub attributes: BTreeMap<String, (String, BTreeSet<String>)>,
 }
 
 impl Template {
@@ -103,6 +140,16 @@ pub enum TemplateProblem {
         parameter: String,
         why: String,
     },
+    /// Another reason some device's thing name would be refused or shared: a character, the length, or no part
+    /// that differs per device.
+    ThingNameUnfit {
+        why: String,
+    },
+    /// A thing attribute some device's value would be refused in.
+    AttributeInvalid {
+        attribute: String,
+        why: String,
+    },
 }
 
 impl TemplateProblem {
@@ -115,6 +162,12 @@ impl TemplateProblem {
             TemplateProblem::ThingName { parameter, why } => {
                 AwsError::TemplateThingNameInvalid { origin: origin.into(), parameter, why }
             }
+            TemplateProblem::ThingNameUnfit { why } => {
+                AwsError::TemplateThingNameInvalid { origin: origin.into(), parameter: "makes a ThingName".into(), why }
+            }
+            TemplateProblem::AttributeInvalid { attribute, why } => {
+                AwsError::TemplateAttributeInvalid { origin: origin.into(), attribute, why }
+            }
         }
     }
 
@@ -123,7 +176,10 @@ impl TemplateProblem {
         match self {
             TemplateProblem::Invalid(_) => "aws-template-invalid",
             TemplateProblem::Unfilled { .. } => "aws-template-parameter-unfilled",
-            TemplateProblem::ThingName { .. } => "aws-template-thing-name-invalid",
+            TemplateProblem::ThingName { .. } | TemplateProblem::ThingNameUnfit { .. } => {
+                "aws-template-thing-name-invalid"
+            }
+            TemplateProblem::AttributeInvalid { .. } => "aws-template-attribute-invalid",
         }
     }
 
@@ -134,6 +190,10 @@ impl TemplateProblem {
             TemplateProblem::ThingName { parameter, why } => format!(
                 "makes ThingName from {parameter}, and {why}, which an AWS IoT thing name ([a-zA-Z0-9:_-]) cannot hold"
             ),
+            TemplateProblem::ThingNameUnfit { why } => format!("makes a ThingName some device cannot have: {why}"),
+            TemplateProblem::AttributeInvalid { attribute, why } => {
+                format!("sets thing attribute {attribute} to a value some device cannot have: {why}")
+            }
         }
     }
 }
@@ -186,12 +246,30 @@ pub fn parse(origin: &str, body: &str) -> Result<Template, TemplateProblem> {
     let mut certificate_parameters = BTreeSet::new();
     collect_certificate_parameters(&v, &mut certificate_parameters);
     let mut thing_name_parameters = BTreeSet::new();
+    let (mut has_thing_name, mut thing_name_literal, mut attributes) = (false, String::new(), BTreeMap::new());
     for resource in resources.values().filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::IoT::Thing")) {
         if let Some(name) = resource.get("Properties").and_then(|p| p.get("ThingName")) {
             collect_certificate_parameters(name, &mut thing_name_parameters);
+            has_thing_name = true;
+            literal_text(name, &mut thing_name_literal);
+        }
+        let payload = resource.get("Properties").and_then(|p| p.get("AttributePayload"));
+        for (k, v) in payload.and_then(Value::as_object).into_iter().flatten() {
+            let (mut text, mut params) = (String::new(), BTreeSet::new());
+            literal_text(v, &mut text);
+            collect_certificate_parameters(v, &mut params);
+            attributes.insert(k.clone(), (text, params));
         }
     }
-    Ok(Template { origin: origin.into(), body: body.into(), certificate_parameters, thing_name_parameters })
+    Ok(Template {
+        origin: origin.into(),
+        body: body.into(),
+        certificate_parameters,
+        thing_name_parameters,
+        has_thing_name,
+        thing_name_literal,
+        attributes,
+    })
 }
 
 /// The serial rule `[aws]` implies: where a JITP template (the configured one, or the built-in one) makes the thing
@@ -217,7 +295,24 @@ pub fn check(t: &Template, subject: &DeviceSubject) -> Result<(), TemplateProble
     if let (Some(p), Some(why)) = (t.thing_name_from_serial(), &subject.serial_dot) {
         return Err(TemplateProblem::ThingName { parameter: format!("{PREFIX}{p}"), why: why.clone() });
     }
-    Ok(())
+    values::check(t, subject)
+}
+
+/// The fixed text of a template value: its strings, without `Ref` targets, `Fn::*` keys and `${…}` references.
+fn literal_text(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("${") {
+                out.push_str(&rest[..i]);
+                rest = rest[i..].find('}').map_or("", |j| &rest[i + j + 1..]);
+            }
+            out.push_str(rest);
+        }
+        Value::Object(m) => m.iter().filter(|(k, _)| k.as_str() != "Ref").for_each(|(_, x)| literal_text(x, out)),
+        Value::Array(a) => a.iter().for_each(|x| literal_text(x, out)),
+        _ => {}
+    }
 }
 
 fn collect_refs(v: &Value, out: &mut Vec<String>) {
@@ -273,7 +368,11 @@ mod tests {
         let names: Vec<&str> = t.certificate_parameters.iter().map(String::as_str).collect();
         assert_eq!(names, ["CommonName", "Id", "SerialNumber"]);
         let default_policy = DeviceSubject::from_policy(&PolicySection::default());
-        assert_eq!(default_policy, DeviceSubject::default(), "the default policy sets no O, OU or C, and no `.`");
+        assert_eq!(
+            default_policy,
+            DeviceSubject { serial_max: 64, ..DeviceSubject::default() },
+            "the default policy sets no O, OU or C, and no `.`"
+        );
         assert_eq!(t.thing_name_from_serial(), Some("CommonName"));
         check(&t, &default_policy).expect("the default device subject fills the built-in template");
         let v: Value = serde_json::from_str(BUILTIN).unwrap();
@@ -314,7 +413,13 @@ mod tests {
             "AttributePayload": {"st": "${AWS::IoT::Certificate::StateName}"}}}}}"#;
         let t = parsed(body).unwrap();
         assert!(t.certificate_parameters.contains("StateName"));
-        let all = DeviceSubject { organization: true, organizational_unit: true, country: true, serial_dot: None };
+        let all = DeviceSubject {
+            organization: true,
+            organizational_unit: true,
+            country: true,
+            serial_dot: None,
+            ..Default::default()
+        };
         assert!(check(&t, &all).is_err());
         let t = parsed(&body.replace("StateName", "Colour")).unwrap();
         let err = check(&t, &DeviceSubject::default()).unwrap_err();
@@ -342,6 +447,59 @@ mod tests {
         .unwrap();
         assert_eq!(by_id.thing_name_from_serial(), None);
         check(&by_id, &DeviceSubject::from_policy(&dotted)).expect("the thing name is the certificate ID");
+    }
+
+    #[test]
+    fn every_value_the_station_issues_must_fit_the_thing_name_and_attributes() {
+        let with_org = PolicySection { organization: Some("Station Demo".into()), ..PolicySection::default() };
+        let subject = DeviceSubject::from_policy(&with_org);
+        assert_eq!(subject.fixed.get("Organization").map(String::as_str), Some("Station Demo"));
+        // An attribute made from O: a space is no attribute character.
+        let org_attr = BUILTIN.replace(
+            "\"serialNumber\": {",
+            "\"org\": {\"Ref\": \"AWS::IoT::Certificate::Organization\"}, \"serialNumber\": {",
+        );
+        let t = parsed(&org_attr).unwrap();
+        let err = check(&t, &subject).unwrap_err();
+        assert_eq!(err.code(), "aws-template-attribute-invalid", "{}", err.message());
+        assert!(err.message().contains("org") && err.message().contains("' '"), "{}", err.message());
+        let tidy = PolicySection { organization: Some("Station-Demo".into()), ..PolicySection::default() };
+        check(&t, &DeviceSubject::from_policy(&tidy)).expect("Station-Demo is a valid attribute value");
+        // A thing name from O alone: the same for every device.
+        let org_name = BUILTIN.replace(
+            "\"ThingName\": {\n          \"Ref\": \"AWS::IoT::Certificate::CommonName\"",
+            "\"ThingName\": {\n          \"Ref\": \"AWS::IoT::Certificate::Organization\"",
+        );
+        let t = parsed(&org_name.replace(
+            "\"AWS::IoT::Certificate::Id\": {",
+            "\"AWS::IoT::Certificate::Organization\": {\"Type\": \"String\"}, \"AWS::IoT::Certificate::Id\": {",
+        ))
+        .unwrap();
+        let err = check(&t, &DeviceSubject::from_policy(&tidy)).unwrap_err();
+        assert_eq!(err.code(), "aws-template-thing-name-invalid");
+        assert!(err.message().contains("same for every device"), "{}", err.message());
+        assert!(check(&t, &subject).unwrap_err().message().contains("' '"), "a space in a thing name");
+        // Fixed text: a character thing names refuse, or too long with the longest serial.
+        let join = |prefix: &str| {
+            BUILTIN.replace(
+                "\"ThingName\": {\n          \"Ref\": \"AWS::IoT::Certificate::CommonName\"\n        }",
+                &format!("\"ThingName\": {{\"Fn::Join\": [\"\", [\"{prefix}\", {{\"Ref\": \"AWS::IoT::Certificate::CommonName\"}}]]}}"),
+            )
+        };
+        check(&parsed(&join("line7-")).unwrap(), &DeviceSubject::default()).expect("a valid prefix");
+        let err = check(&parsed(&join("line 7/")).unwrap(), &DeviceSubject::default()).unwrap_err();
+        assert!(err.message().contains("fixed text"), "{}", err.message());
+        let err = check(&parsed(&join(&"x".repeat(65))).unwrap(), &DeviceSubject::default()).unwrap_err();
+        assert!(err.message().contains("129 characters"), "{}", err.message());
+        // The length counts the longest serial the policy can produce: 64 by the default pattern, 9 for SN-000000.
+        let default = DeviceSubject::from_policy(&PolicySection::default());
+        assert_eq!(default.serial_max, 64);
+        let station = PolicySection { serial_source: SerialSource::Station, ..PolicySection::default() };
+        let station = DeviceSubject::from_policy(&station);
+        assert_eq!(station.serial_max, 9);
+        let long = parsed(&join(&"x".repeat(100))).unwrap();
+        assert!(check(&long, &default).is_err());
+        check(&long, &station).expect("100 + 9 characters fit in 128");
     }
 
     #[test]

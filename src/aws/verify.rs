@@ -1,8 +1,9 @@
 //! Batch verification: every (CA, region) pair at once, each region's calls spaced to stay under its
 //! 10 TPS quota, throttling retried with backoff by the SDK, results stored in the ledger.
 
-use super::checks::{self, Check, Context, LocalCa};
+use super::checks::{self, Check, Context, LocalCa, Status};
 use super::client::{CallError, Iot, Limiter};
+use super::field::{self, RuleCensus};
 use super::{Described, Overrides, Settings};
 use crate::config::{AwsMode, AwsRegion, Config};
 use crate::ledger::{AwsRegistration, AwsVerification, CaRow, CaState, Ledger, now_text};
@@ -120,10 +121,11 @@ pub fn targets(
     Ok(out)
 }
 
-/// Per region: the client and, computed once, how many CAs share each subject.
+/// Per region: the client and, computed once, how many CAs share each subject and the topic rules (JITR).
 struct RegionCtx {
     iot: Iot,
     subjects: OnceCell<Result<HashMap<String, usize>, CallError>>,
+    rules: RuleCensus,
 }
 
 /// Verifies every pair concurrently; `progress` is called as each one finishes (done, total, row).
@@ -141,7 +143,7 @@ pub async fn verify_cas(settings: &Settings, targets: Vec<Target>, progress: &dy
             None => {
                 // One client, one rate limiter and one subject census per region, shared by its pairs.
                 let iot = Iot::connect(&settings, &t.region, Limiter::new(settings.max_tps)).await;
-                let c = Arc::new(RegionCtx { iot, subjects: OnceCell::new() });
+                let c = Arc::new(RegionCtx { iot, subjects: OnceCell::new(), rules: OnceCell::new() });
                 regions.insert(t.region.name.clone(), c.clone());
                 c
             }
@@ -218,17 +220,33 @@ async fn verify_pair(settings: &Settings, region: &RegionCtx, t: &Target) -> Row
     row.checks.push(checks::exists(&ctx, described.as_ref()));
     if let Some(d) = &described {
         row.checks.extend(checks::described(&ctx, d));
+        let first_connection = match t.mode {
+            AwsMode::Jitp => field::jitp(&ctx, &region.iot, d).await,
+            AwsMode::Jitr => field::jitr(&ctx, &region.iot, &region.rules, &d.certificate_id).await.map(|c| vec![c]),
+        };
+        match first_connection {
+            Ok(c) => row.checks.extend(c),
+            Err(e) => return errored(row, settings, &e),
+        }
         match same_subject_count(region, &ca.subject).await {
             Ok(n) => row.checks.push(checks::headroom(&ctx, n)),
             Err(e) => return errored(row, settings, &e),
         }
     }
     row.aws = described;
-    if let Some(first) = row.checks.iter().find(|c| !c.ok) {
+    if let Some(first) = row.checks.iter().find(|c| c.failed()) {
         row.outcome = Outcome::Fail;
         row.failed_check = first.code.map(String::from);
         row.message = first.detail.clone();
         row.remedy = first.remedy.clone().unwrap_or_default();
+    } else {
+        // Unknown checks neither pass nor fail the row: the row passes and its message says what was not checked.
+        let unknown: Vec<&Check> = row.checks.iter().filter(|c| c.status == Status::Unknown).collect();
+        if let Some(first) = unknown.first() {
+            let names: Vec<&str> = unknown.iter().map(|c| c.check).collect();
+            row.message = format!("passed; unknown: {} ({})", names.join(", "), first.detail);
+            row.remedy = first.remedy.clone().unwrap_or_default();
+        }
     }
     row
 }

@@ -56,16 +56,21 @@ fn dry_run_cmd(cli: &Cli, a: &DryRunArgs) -> Result<Box<dyn Report>> {
         if a.offline {
             regions.push(dry_run::offline(&settings, &cert.fields)?);
         } else {
-            let fingerprint = crate::ca::find(&ledger, &ca_name)?.fingerprint.unwrap_or_default();
+            let row = crate::ca::find(&ledger, &ca_name)?;
+            let local = crate::aws::LocalCa::from_row(&row).ok_or(crate::ca::CaError::WrongState {
+                name: row.name.clone(),
+                state: row.state.as_str(),
+                wanted: "with a certificate",
+            })?;
             let rt = crate::aws::runtime()?;
             for region in &settings.regions {
                 let id = ledger
                     .aws_registration(&ca_name, &region.name)?
                     .map(|r| r.certificate_id)
-                    .unwrap_or_else(|| fingerprint.clone());
+                    .unwrap_or_else(|| local.fingerprint.clone());
                 regions.push(rt.block_on(async {
                     let iot = Iot::connect(&settings, region, Limiter::new(settings.max_tps)).await;
-                    dry_run::online(&settings, &iot, &id, &ca_name, &cert.fields).await
+                    dry_run::online(&settings, &iot, &id, &local, &cert.fields).await
                 }));
             }
         }
@@ -156,6 +161,9 @@ fn region_text(run: &RegionRun) -> String {
     }
     for p in &run.problems {
         t += &format!("  [{}] {}\n    fix: {}\n", p.code, p.detail, p.remedy);
+    }
+    for p in &run.unknown {
+        t += &format!("  unknown [{}] {}\n    to check it: {}\n", p.code, p.detail, p.remedy);
     }
     t
 }

@@ -4,7 +4,7 @@ use super::{Cli, Output, Report, Station};
 use crate::Result;
 use crate::aws::register::{self, Plan, RegOutcome, RegionResult};
 use crate::aws::verify::{self, Outcome, Row, Selection};
-use crate::aws::{AwsError, Iot, LocalCa, Overrides, Settings, client::Limiter, template};
+use crate::aws::{AwsError, Iot, LocalCa, Overrides, Settings, Status, client::Limiter, template};
 use crate::ca::{self, CaError};
 use crate::config::AwsMode;
 use crate::error::exit;
@@ -170,9 +170,15 @@ fn verify_text(rows: &[Row]) -> String {
             Outcome::Error => "ERROR",
             o => o.as_str(),
         };
-        t += &format!("{:<20} {:<16} {:<8} {}\n", r.ca, r.region, result, r.failed_check.as_deref().unwrap_or("-"));
+        let unknown = r.checks.iter().filter(|c| c.status == Status::Unknown).count();
+        let failing = match (r.failed_check.as_deref(), unknown) {
+            (Some(code), _) => code.to_string(),
+            (None, 0) => "-".into(),
+            (None, n) => format!("- ({n} unknown)"),
+        };
+        t += &format!("{:<20} {:<16} {:<8} {failing}\n", r.ca, r.region, result);
     }
-    for r in rows.iter().filter(|r| r.outcome != Outcome::Pass) {
+    for r in rows.iter().filter(|r| r.outcome != Outcome::Pass || !r.message.is_empty()) {
         t += &format!("\n{} {}: {}\n", r.ca, r.region, r.message);
         if !r.remedy.is_empty() {
             t += &format!("  fix: {}\n", r.remedy);

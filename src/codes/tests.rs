@@ -182,6 +182,7 @@ fn every_variant_of_every_module_error_is_registered_with_its_retryable_and_exit
         AwsError::TemplateInvalid { origin: s(), problem: s() },
         AwsError::TemplateParameterUnfilled { origin: s(), parameter: s(), why: s() },
         AwsError::TemplateThingNameInvalid { origin: s(), parameter: s(), why: s() },
+        AwsError::TemplateAttributeInvalid { origin: s(), attribute: s(), why: s() },
         AwsError::CaNotRegistrable { name: s(), state: "x" },
         AwsError::VerificationCertInvalid { region: s(), problem: s() },
         AwsError::Runtime(io()),
@@ -198,6 +199,7 @@ fn every_variant_of_every_module_error_is_registered_with_its_retryable_and_exit
             | AwsError::TemplateInvalid { .. }
             | AwsError::TemplateParameterUnfilled { .. }
             | AwsError::TemplateThingNameInvalid { .. }
+            | AwsError::TemplateAttributeInvalid { .. }
             | AwsError::CaNotRegistrable { .. }
             | AwsError::VerificationCertInvalid { .. }
             | AwsError::Runtime(_)
@@ -338,6 +340,8 @@ fn every_code_literal_in_the_sources_is_registered() {
     let patterns = [
         r#"Error::(?:usage|io)\(\s*"([a-z0-9-]+)""#,
         r#"Check::fail\(\s*"[^"]*",\s*"([a-z0-9-]+)""#,
+        r#"Check::(?:fail|unknown)\(\s*[a-z_"-]+,\s*"([a-z0-9-]+)""#,
+        r#"let code = if [^{]*\{\s*"([a-z0-9-]+)""#,
         r#"end_with_failure\(\s*"([a-z0-9-]+)""#,
         r#"failed_check: Some\("([a-z0-9-]+)""#,
         r#"=> "((?:hsm|aws)-[a-z0-9-]+)""#,

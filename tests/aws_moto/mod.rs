@@ -76,7 +76,110 @@ impl Moto {
             }
             panic!("moto-iot.py did not print READY <port>: {line:?}\n{err}");
         };
-        Moto { child, port, url: format!("http://127.0.0.1:{port}"), scratch: tempfile::tempdir().expect("tempdir") }
+        let moto = Moto {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            scratch: tempfile::tempdir().expect("tempdir"),
+        };
+        moto.provisioning_role();
+        moto
+    }
+
+    /// The account's JITP provisioning role `ROLE` (the one `aws_station` configures), as a real JITP account has it:
+    /// trusting iot.amazonaws.com, with AWSIoTThingsRegistration attached. IAM is global, so one role serves every
+    /// region. Made with two raw IAM requests (quicker than two awscli runs); tests of the role checks change it with
+    /// awscli.
+    pub fn provisioning_role(&self) {
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"iot.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let name = ROLE.rsplit('/').next().unwrap();
+        let form = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&")
+        };
+        for body in [
+            form(&[
+                ("Action", "CreateRole"),
+                ("Version", "2010-05-08"),
+                ("RoleName", name),
+                ("AssumeRolePolicyDocument", trust),
+            ]),
+            form(&[
+                ("Action", "AttachRolePolicy"),
+                ("Version", "2010-05-08"),
+                ("RoleName", name),
+                ("PolicyArn", "arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration"),
+            ]),
+        ] {
+            let (status, text) = self.raw("POST", "/", "iam", "us-east-1", "application/x-www-form-urlencoded", &body);
+            assert_eq!(status, 200, "IAM {body}: {text}");
+        }
+    }
+
+    /// A JITR topic rule in `region` as a JITR account has it: enabled, on every CA's registered topic (`+`), with a
+    /// Lambda action (moto runs no action; `ca verify` checks that there is one).
+    pub fn jitr_rule(&self, region: &str) {
+        let payload = r#"{"sql": "SELECT * FROM '$aws/events/certificates/registered/+'", "ruleDisabled": false,
+            "actions": [{"lambda": {"functionArn": "arn:aws:lambda:eu-west-1:123456789012:function:activate"}}]}"#;
+        let (status, text) = self.raw("POST", "/rules/station_jitr", "iot", region, "application/json", payload);
+        assert_eq!(status, 200, "CreateTopicRule in {region}: {text}");
+    }
+
+    /// One request to moto, signed in form only (moto reads the service and region from the credential scope):
+    /// (HTTP status, body).
+    pub fn raw(&self, method: &str, path: &str, service: &str, region: &str, ctype: &str, body: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("read");
+        let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// Runs `aws --endpoint-url … --region R SERVICE ARGS` (awscli, one attempt): (success, stdout or stderr).
+    pub fn try_cli(&self, region: &str, service: &str, args: &[&str]) -> (bool, String) {
+        let aws = venv_python().with_file_name("aws");
+        let mut cmd = Command::new(aws);
+        cmd.args(["--endpoint-url", &self.url, "--region", region, "--output", "json", service]).args(args);
+        cmd.env("AWS_MAX_ATTEMPTS", "1").env_remove("AWS_PROFILE");
+        for (k, v) in aws_env(self.scratch.path()) {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().expect("run awscli");
+        let text = if o.status.success() { o.stdout } else { o.stderr };
+        (o.status.success(), String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// Runs, as an operator pasting them into bash, the `aws …` commands between backticks in a remedy (with the venv's
+    /// awscli first on PATH and the tests' credentials), asserting each succeeds; returns how many ran.
+    pub fn paste(&self, remedy: &str) -> usize {
+        let bin = venv_python().parent().expect("venv bin").to_path_buf();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let commands: Vec<&str> = remedy.split('`').skip(1).step_by(2).filter(|c| c.starts_with("aws ")).collect();
+        for c in &commands {
+            let mut cmd = Command::new("bash");
+            cmd.args(["-c", c]).env("PATH", &path).env("AWS_MAX_ATTEMPTS", "1").env_remove("AWS_PROFILE");
+            for (k, v) in aws_env(self.scratch.path()) {
+                cmd.env(k, v);
+            }
+            let o = cmd.output().expect("run bash");
+            assert!(o.status.success(), "pasted {c}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        commands.len()
+    }
+
+    /// `aws iam ARGS` (IAM is global; signed for us-east-1), asserting success.
+    pub fn iam(&self, args: &[&str]) -> serde_json::Value {
+        let (ok, out) = self.try_cli("us-east-1", "iam", args);
+        assert!(ok, "aws iam {args:?} failed: {out}");
+        if out.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&out).expect("aws JSON") }
     }
 
     /// Runs `aws --endpoint-url … --region R iot ARGS` (awscli, one attempt) and returns its JSON output.
@@ -88,16 +191,7 @@ impl Moto {
 
     /// Like `aws`, returning (success, stdout or stderr).
     pub fn try_aws(&self, region: &str, args: &[&str]) -> (bool, String) {
-        let aws = venv_python().with_file_name("aws");
-        let mut cmd = Command::new(aws);
-        cmd.args(["--endpoint-url", &self.url, "--region", region, "--output", "json", "iot"]).args(args);
-        cmd.env("AWS_MAX_ATTEMPTS", "1").env_remove("AWS_PROFILE");
-        for (k, v) in aws_env(self.scratch.path()) {
-            cmd.env(k, v);
-        }
-        let o = cmd.output().expect("run awscli");
-        let text = if o.status.success() { o.stdout } else { o.stderr };
-        (o.status.success(), String::from_utf8_lossy(&text).into_owned())
+        self.try_cli(region, "iot", args)
     }
 
     /// `/_station/faults`: GET the state, POST a rule, DELETE everything.
@@ -124,6 +218,16 @@ impl Moto {
     pub fn calls(&self, region: &str, action: &str) -> u64 {
         self.faults("GET", "")["calls"][format!("{region}:{action}")].as_u64().unwrap_or(0)
     }
+}
+
+/// application/x-www-form-urlencoded, for the raw IAM requests.
+fn form_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 impl Drop for Moto {

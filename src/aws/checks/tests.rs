@@ -52,7 +52,7 @@ fn healthy(ca: &LocalCa) -> Described {
 fn failing(ca: &LocalCa, s: &Settings, d: &Described) -> Vec<&'static str> {
     let region = s.regions[0].clone();
     let ctx = Context { ca, region: &region, settings: s, recorded: None, now: OffsetDateTime::now_utc() };
-    described(&ctx, d).into_iter().filter(|c| !c.ok).filter_map(|c| c.code).collect()
+    described(&ctx, d).into_iter().filter(|c| c.failed()).filter_map(|c| c.code).collect()
 }
 
 #[test]
