@@ -8,7 +8,7 @@ log() { printf '%s\n' "$*" >&2; }
 
 # Debian packages: the HSM, PKCS#11 tools, the verifier, ptys, the MQTT broker, and OpenSSL's headers (the registry
 # client's TLS links the system OpenSSL).
-STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 socat mosquitto mosquitto-clients libengine-pkcs11-openssl python3-venv
+STATION_APT_PACKAGES=(softhsm2 opensc openssl sqlite3 jq socat mosquitto mosquitto-clients libengine-pkcs11-openssl python3-venv
   libssl-dev pkg-config)
 
 # The C device kit (device/c): both compilers of its pinned flags, mbedTLS for its port and example, flock for the
