@@ -78,7 +78,7 @@ fn registry_init_is_idempotent_and_a_newer_schema_is_refused_with_nothing_writte
     let pg = Pg::start();
     let st = station_with_issuances("line-a", &pg, 1);
     let first = st.run(&["registry", "init"]).ok().json();
-    assert_eq!(first["applied"], serde_json::json!([1]), "{first}");
+    assert_eq!(first["applied"], serde_json::json!([1, 2]), "{first}");
     let second = st.run(&["registry", "init"]).ok().json();
     assert_eq!(second["applied"], serde_json::json!([]), "{second}");
     pg.sql("INSERT INTO registry.schema_version (version) VALUES (99)");
@@ -164,6 +164,60 @@ fn a_changed_deleted_or_reordered_row_in_postgresql_is_named_by_registry_verify(
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("[event-missing] station st-deleted event 4"), "{text}");
+}
+
+#[test]
+fn with_an_audit_key_the_registry_heads_are_signed_by_it_and_registry_verify_checks_them() {
+    let pg = Pg::start();
+    let st = station_with_issuances("line-a", &pg, 2);
+    init_registry(&st);
+    st.run(&["registry", "push"]).ok();
+    // The audit key is made and configured: from now on it signs the heads, the CA key signs certificates only.
+    st.run(&["audit", "key", "create", "--label", "line-a-audit"]).ok();
+    st.edit_config(|t| format!("{t}\n[audit]\nkey = \"line-a-audit\"\n"));
+    for i in 2..4 {
+        let (csr, _) = openssl_csr(st.path(), &format!("d{i}"), "ec:P-256", &format!("/CN=line-a-DEV-{i:04}"), &[]);
+        st.issue(&csr, &format!("d{i}.pem"), &[]).ok();
+    }
+    st.run(&["registry", "push"]).ok();
+    let heads = pg.sql(
+        "SELECT h.audit_key_fingerprint IS NOT NULL, substring(h.signed from '(\\S+)\\s*$') FROM registry.heads h \
+         WHERE station_id = 'line-a' ORDER BY seq",
+    );
+    let rows: Vec<&str> = heads.lines().collect();
+    assert_eq!(rows.len(), 2, "{heads}");
+    assert_eq!(rows[0], "f|ca=line-a-ca", "the first batch, by the CA: {heads}");
+    assert_eq!(rows[1], "t|audit-key=line-a-audit", "the second batch, by the audit key: {heads}");
+    let ak = pg.sql("SELECT label || ' ' || fingerprint FROM registry.station_audit_keys WHERE station_id = 'line-a'");
+    let shown = st.run(&["audit", "key", "show"]).ok().json();
+    assert_eq!(ak, format!("line-a-audit {}", shown["fingerprint"].as_str().unwrap()), "{shown}");
+    let v = st.run(&["registry", "verify"]).ok().json();
+    assert_eq!(v["ok"], true, "{v}");
+
+    // A forged signature on the audit-signed head, and the audit certificate swapped for the CA's, are each named.
+    pg.sql(
+        "UPDATE registry.heads SET signature = overlay(signature placing 'ff' from 20 for 2) \
+         WHERE station_id = 'line-a' AND audit_key_fingerprint IS NOT NULL",
+    );
+    let run = st.run(&["registry", "verify"]);
+    assert_eq!(run.status, 9, "{}", run.stdout);
+    let v = run.json();
+    let f = &v["findings"][0];
+    assert_eq!(f["check"], "signed-head", "{v}");
+    assert!(f["problem"].as_str().unwrap().contains("audit key line-a-audit's certificate"), "{v}");
+    pg.sql(
+        "UPDATE registry.station_audit_keys k SET cert_der = c.cert_der FROM registry.station_cas c \
+         WHERE k.station_id = 'line-a' AND c.station_id = 'line-a'",
+    );
+    let v = st.run(&["registry", "verify"]).json();
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["problem"].as_str().unwrap().contains("is not the one its fingerprint names")),
+        "{v}"
+    );
 }
 
 /// One station serving `benches` pty benches, with simulators started on each; returns the daemon and simulators.

@@ -80,7 +80,7 @@ fn measure_forwarding_against_peak_issuance() {
     let cfg = Config::load(&st.config()).unwrap();
     let hsm = open_hsm(&cfg);
     let engine = Arc::new(Engine::open(&cfg, hsm.clone()).unwrap());
-    let signer = Arc::new(HeadSigner::new(hsm.clone(), cfg.ledger.path.clone()));
+    let signer = Arc::new(HeadSigner::new(hsm.clone(), cfg.ledger.path.clone(), cfg.audit.key.clone()));
     println!("machine: {} cores; devices per phase {devices}, issuing threads {threads}", num_cpus());
 
     // A. Peak issuance, nothing forwarding.

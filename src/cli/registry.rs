@@ -77,7 +77,8 @@ fn init(r: &crate::config::RegistrySection) -> Result<Box<dyn Report>> {
 }
 
 fn push(st: &Station) -> Result<Box<dyn Report>> {
-    let signer = registry::signer::HeadSigner::new(st.hsm()?, st.config.ledger.path.clone());
+    let signer =
+        registry::signer::HeadSigner::new(st.hsm()?, st.config.ledger.path.clone(), st.config.audit.key.clone());
     let rep = registry::forward::push(&st.config, &signer)?;
     let text = format!(
         "station {} → registry {}: {} event(s) in {} batch(es), registry now at event {} ({:.2} s)",

@@ -208,7 +208,7 @@ fn start_registry(
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    let signer = Arc::new(HeadSigner::new(hsm, cfg.ledger.path.clone()));
+    let signer = Arc::new(HeadSigner::new(hsm, cfg.ledger.path.clone(), cfg.audit.key.clone()));
     let state = Arc::new(forward::ForwardState::default());
     let stop = Arc::new(AtomicBool::new(false));
     let forwarder =

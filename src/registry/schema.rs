@@ -6,7 +6,7 @@ use super::client::describe;
 use postgres::Client;
 
 /// The migrations this station knows, oldest first: version n is `MIGRATIONS[n - 1]`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql"), include_str!("migrations/002_audit_keys.sql")];
 
 /// The registry schema version this station reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -148,6 +148,14 @@ impl Session {
             &[&self.station_id, &signed.ca_fingerprint, &signed.ca_name, &signed.ca_subject, &signed.ca_cert_der],
         )
         .map_err(q("record the CA"))?;
+        if let Some(a) = &signed.audit {
+            tx.execute(
+                "INSERT INTO registry.station_audit_keys (station_id, fingerprint, label, ca_fingerprint, cert_der) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[&self.station_id, &a.fingerprint, &a.label, &signed.ca_fingerprint, &a.cert_der],
+            )
+            .map_err(q("record the audit key"))?;
+        }
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let ats: Vec<&str> = events.iter().map(|e| e.at.as_str()).collect();
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
@@ -165,7 +173,7 @@ impl Session {
         .map_err(q("insert events"))?;
         tx.execute(
             "INSERT INTO registry.heads (station_id, seq, head_hash, issuances, at, ca_name, ca_fingerprint, signed, \
-             signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             signature, audit_key_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &self.station_id,
                 &head.seq,
@@ -176,6 +184,7 @@ impl Session {
                 &signed.ca_fingerprint,
                 &signed.text,
                 &signed.signature_hex,
+                &signed.audit.as_ref().map(|a| a.fingerprint.clone()),
             ],
         )
         .map_err(q("insert the signed head"))?;

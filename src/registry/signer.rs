@@ -1,22 +1,35 @@
-//! Signs each batch's head with the station's active CA key in the HSM: the same `station-checkpoint-v1` text a
-//! ledger checkpoint signs, so the registry holds proof of what the station's chain was, not only rows.
+//! Signs each batch's head in the HSM: the same `station-checkpoint-v1` text a ledger checkpoint signs, so the
+//! registry holds proof of what the station's chain was, not only rows. With `[audit] key` the audit key signs (CA
+//! keys then sign certificates only, as for checkpoints); without it, the active CA's key.
 
 use crate::Result;
+use crate::audit::key::AuditKey;
 use crate::ca::{self, CaError};
 use crate::hsm::{Hsm, HsmKey};
-use crate::ledger::{CaRow, Ledger, checkpoints::Head};
+use crate::ledger::checkpoints::{Head, SignerKind};
+use crate::ledger::{CaRow, Ledger, LedgerError};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// A head signed by a CA key, and the CA's certificate to verify it with.
+/// A signed head, and the certificates to verify it with: the CA's, and the audit key's when it signed.
 #[derive(Debug, Clone)]
 pub struct SignedHead {
     pub text: String,
     pub signature_hex: String,
+    /// The CA whose key signed, or that issued the audit certificate.
     pub ca_name: String,
     pub ca_fingerprint: String,
     pub ca_subject: String,
     pub ca_cert_der: Vec<u8>,
+    pub audit: Option<AuditSigner>,
+}
+
+/// The audit key that signed a head.
+#[derive(Debug, Clone)]
+pub struct AuditSigner {
+    pub label: String,
+    pub fingerprint: String,
+    pub cert_der: Vec<u8>,
 }
 
 /// The station's head signer: the active CA's key, looked up again when `ca activate` switched it.
@@ -24,11 +37,27 @@ pub struct HeadSigner {
     hsm: Arc<Hsm>,
     ledger_path: PathBuf,
     key: Mutex<Option<(CaRow, Arc<HsmKey>)>>,
+    /// `[audit] key`: its label, and once loaded the key with the CA that issued its certificate.
+    audit_label: Option<String>,
+    audit: Mutex<Option<(Arc<AuditKey>, CaRow)>>,
 }
 
 impl HeadSigner {
-    pub fn new(hsm: Arc<Hsm>, ledger_path: PathBuf) -> HeadSigner {
-        HeadSigner { hsm, ledger_path, key: Mutex::new(None) }
+    /// `audit_label`: `[audit] key`, whose key then signs every head.
+    pub fn new(hsm: Arc<Hsm>, ledger_path: PathBuf, audit_label: Option<String>) -> HeadSigner {
+        HeadSigner { hsm, ledger_path, key: Mutex::new(None), audit_label, audit: Mutex::new(None) }
+    }
+
+    fn audit_key(&self, label: &str) -> Result<(Arc<AuditKey>, CaRow)> {
+        let mut cached = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, ca)) = cached.as_ref() {
+            return Ok((k.clone(), ca.clone()));
+        }
+        let ledger = Ledger::open(&self.ledger_path)?;
+        let key = Arc::new(AuditKey::load(&self.hsm, ledger.conn(), label)?);
+        let ca = ca::find(&ledger, &key.row.ca_name)?;
+        *cached = Some((key.clone(), ca.clone()));
+        Ok((key, ca))
     }
 
     fn active(&self) -> Result<(CaRow, Arc<HsmKey>)> {
@@ -44,8 +73,26 @@ impl HeadSigner {
         Ok((row, key))
     }
 
-    /// Signs `head` with the active CA's key.
+    /// Signs `head` with the audit key, or without one the active CA's key.
     pub fn sign(&self, head: &Head) -> Result<SignedHead> {
+        if let Some(label) = &self.audit_label {
+            let (key, ca) = self.audit_key(label)?;
+            let text = head.message_by(SignerKind::AuditKey, label);
+            let signature = key.key.sign_bytes(text.as_bytes()).map_err(|e| LedgerError::Signing(e.to_string()))?;
+            return Ok(SignedHead {
+                text,
+                signature_hex: hex::encode(signature),
+                ca_fingerprint: ca.fingerprint.clone().unwrap_or_default(),
+                ca_subject: ca.subject.clone(),
+                ca_cert_der: ca.cert_der.clone().unwrap_or_default(),
+                ca_name: ca.name,
+                audit: Some(AuditSigner {
+                    label: label.clone(),
+                    fingerprint: key.row.fingerprint.clone(),
+                    cert_der: key.row.cert_der.clone(),
+                }),
+            });
+        }
         let (row, key) = self.active()?;
         let text = head.message(&row.name);
         let signature = crate::audit::checkpoint::sign_checkpoint(&key, head, &row.name)?;
@@ -56,6 +103,7 @@ impl HeadSigner {
             ca_subject: row.subject.clone(),
             ca_cert_der: row.cert_der.clone().unwrap_or_default(),
             ca_name: row.name,
+            audit: None,
         })
     }
 }

@@ -6,6 +6,7 @@
 
 use super::RegistryError;
 use super::client::query_error;
+use crate::ledger::checkpoints::SignerKind;
 use crate::ledger::{GENESIS, chain::row_hash, checkpoints};
 use crate::pki;
 use postgres::Client;
@@ -71,6 +72,8 @@ struct Walk {
     at_heads: HashMap<i64, (String, i64)>,
     /// CA fingerprint → the seq of the event that introduced it.
     cas: HashMap<String, i64>,
+    /// Audit certificate fingerprint → the seq of its `audit-key-created` event.
+    audit_keys: HashMap<String, i64>,
     issuances: i64,
 }
 
@@ -86,6 +89,7 @@ fn walk_events(
         last_hash: GENESIS.into(),
         at_heads: HashMap::new(),
         cas: HashMap::new(),
+        audit_keys: HashMap::new(),
         issuances: 0,
     };
     let mut per_check: HashMap<&'static str, usize> = HashMap::new();
@@ -153,6 +157,12 @@ fn walk_events(
         {
             w.cas.entry(fp.to_string()).or_insert(seq);
         }
+        if kind == "audit-key-created"
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&detail)
+            && let Some(fp) = v["fingerprint"].as_str()
+        {
+            w.audit_keys.entry(fp.to_string()).or_insert(seq);
+        }
         if head_seqs.contains(&seq) {
             w.at_heads.insert(seq, (hash.clone(), w.issuances));
         }
@@ -173,6 +183,15 @@ struct HeadRow {
     ca_fingerprint: String,
     signed: String,
     signature: String,
+    /// The audit key that signed it (schema 2), else the CA's key did.
+    audit_key_fingerprint: Option<String>,
+}
+
+/// An audit certificate a station signs heads with: its label and issuing CA.
+struct AuditCert {
+    label: String,
+    ca_fingerprint: String,
+    cert_der: Vec<u8>,
 }
 
 fn verify_station(
@@ -185,8 +204,8 @@ fn verify_station(
 ) -> Result<StationChecked, RegistryError> {
     let heads: Vec<HeadRow> = c
         .query(
-            "SELECT seq, head_hash, issuances, at, ca_name, ca_fingerprint, signed, signature FROM registry.heads \
-             WHERE station_id = $1 ORDER BY seq",
+            "SELECT seq, head_hash, issuances, at, ca_name, ca_fingerprint, signed, signature, audit_key_fingerprint \
+             FROM registry.heads WHERE station_id = $1 ORDER BY seq",
             &[&id],
         )
         .map_err(q("read the heads"))?
@@ -200,7 +219,17 @@ fn verify_station(
             ca_fingerprint: r.get(5),
             signed: r.get(6),
             signature: r.get(7),
+            audit_key_fingerprint: r.get(8),
         })
+        .collect();
+    let audit: HashMap<String, AuditCert> = c
+        .query(
+            "SELECT fingerprint, label, ca_fingerprint, cert_der FROM registry.station_audit_keys WHERE station_id = $1",
+            &[&id],
+        )
+        .map_err(q("read the audit keys"))?
+        .iter()
+        .map(|r| (r.get(0), AuditCert { label: r.get(1), ca_fingerprint: r.get(2), cert_der: r.get(3) }))
         .collect();
     let certs: HashMap<String, Vec<u8>> = c
         .query("SELECT fingerprint, cert_der FROM registry.station_cas WHERE station_id = $1", &[&id])
@@ -238,7 +267,7 @@ fn verify_station(
     let mut spki: HashMap<String, Option<Vec<u8>>> = HashMap::new();
     for h in &heads {
         let subject = format!("signed head at event {}", h.seq);
-        let problem = head_problem(h, &w, &certs, &mut spki);
+        let problem = head_problem(h, &w, &certs, &audit, &mut spki);
         if let Some(problem) = problem {
             bad_heads += 1;
             if bad_heads <= MAX_PER_CHECK {
@@ -266,6 +295,7 @@ fn head_problem(
     h: &HeadRow,
     w: &Walk,
     certs: &HashMap<String, Vec<u8>>,
+    audit: &HashMap<String, AuditCert>,
     spki: &mut HashMap<String, Option<Vec<u8>>>,
 ) -> Option<String> {
     let Some(cert) = certs.get(&h.ca_fingerprint) else {
@@ -274,14 +304,52 @@ fn head_problem(
     if pki::sha256_hex(cert) != h.ca_fingerprint {
         return Some(format!("the certificate stored for CA {} is not the one its fingerprint names", h.ca_name));
     }
-    let key = spki.entry(h.ca_fingerprint.clone()).or_insert_with(|| pki::inspect(cert).ok().map(|i| i.spki_der));
-    let text_ok = h.signed == checkpoints::message(h.seq, &h.head_hash, h.issuances, &h.at, &h.ca_name);
+    // Who signed: the CA's key, or an audit key whose certificate that CA issued.
+    let (signer_fp, signer_cert, text, whose) = match &h.audit_key_fingerprint {
+        None => (
+            &h.ca_fingerprint,
+            cert,
+            checkpoints::message(h.seq, &h.head_hash, h.issuances, &h.at, &h.ca_name),
+            "the station's CA certificate".to_string(),
+        ),
+        Some(fp) => {
+            let Some(a) = audit.get(fp) else {
+                return Some(format!("its audit key ({fp}) is not among the station's audit keys"));
+            };
+            if pki::sha256_hex(&a.cert_der) != *fp {
+                return Some(format!(
+                    "the certificate stored for audit key {} is not the one its fingerprint names",
+                    a.label
+                ));
+            }
+            if a.ca_fingerprint != h.ca_fingerprint || !pki::signed_by(&a.cert_der, cert) {
+                return Some(format!("the audit certificate of {} is not issued by CA {}", a.label, h.ca_name));
+            }
+            match w.audit_keys.get(fp) {
+                Some(introduced) if *introduced <= h.seq => {}
+                _ => {
+                    return Some(format!(
+                        "it is signed by audit key {}, which the station's chain never introduced",
+                        a.label
+                    ));
+                }
+            }
+            (
+                fp,
+                &a.cert_der,
+                checkpoints::message_by(SignerKind::AuditKey, h.seq, &h.head_hash, h.issuances, &h.at, &a.label),
+                format!("audit key {}'s certificate", a.label),
+            )
+        }
+    };
+    let key = spki.entry(signer_fp.clone()).or_insert_with(|| pki::inspect(signer_cert).ok().map(|i| i.spki_der));
+    let text_ok = h.signed == text;
     let sig_ok = key
         .as_ref()
         .zip(hex::decode(&h.signature).ok())
         .is_some_and(|(k, sig)| pki::verify_with_spki(k, h.signed.as_bytes(), &sig));
     if !text_ok || !sig_ok {
-        return Some("its signature does not verify under the station's CA certificate: forged or altered".into());
+        return Some(format!("its signature does not verify under {whose}: forged or altered"));
     }
     match w.cas.get(&h.ca_fingerprint) {
         Some(introduced) if *introduced <= h.seq => {}
