@@ -171,19 +171,16 @@ def r_update_ca_certificate(self):
 def _page_key(cert):
     return [cert.creation_date.isoformat(), cert.certificate_id]
 
-def r_list_ca_certificates(self):
-    # Emulator fix: ListCACertificates (moto: HTTP 500 NotImplemented). Paging by pageSize
-    # (1..250), an opaque marker / nextMarker, isAscendingOrder (default newest first) and
-    # the templateName filter. The marker names the last item returned, so deleting
-    # certificates between pages neither skips nor repeats any.
+def _paged(self, certs, fields):
+    # One page of certificates, as ListCACertificates and ListCertificatesByCA answer: pageSize
+    # (1..250), an opaque marker / nextMarker and isAscendingOrder (default newest first). The
+    # marker names the last item returned, so deleting certificates between pages neither skips
+    # nor repeats any.
     size = self._get_int_param("pageSize", 250)
     if not 1 <= size <= 250:
         raise InvalidRequestException("pageSize must be between 1 and 250")
     ascending = self._get_bool_param("isAscendingOrder", False)
-    template = self._get_param("templateName")
-    certs = [c for c in self.iot_backend.ca_certificates.values()
-             if not template or (c.registration_config or {}).get("templateName") == template]
-    certs.sort(key=_page_key, reverse=not ascending)
+    certs = sorted(certs, key=_page_key, reverse=not ascending)
     marker = self._get_param("marker")
     if marker:
         try:
@@ -193,11 +190,19 @@ def r_list_ca_certificates(self):
             raise InvalidRequestException("Invalid marker")
         certs = [c for c in certs if (_page_key(c) > after if ascending else _page_key(c) < after)]
     page = certs[:size]
-    out = {"certificates": [{"certificateArn": c.arn, "certificateId": c.certificate_id,
-                             "status": c.status, "creationDate": c.creation_date} for c in page]}
+    out = {"certificates": [fields(c) for c in page]}
     if len(certs) > size:
         out["nextMarker"] = base64.urlsafe_b64encode(json.dumps(_page_key(page[-1])).encode()).decode()
     return ActionResult(out)
+
+def r_list_ca_certificates(self):
+    # Emulator fix: ListCACertificates (moto: HTTP 500 NotImplemented), paged as AWS pages it,
+    # with the templateName filter.
+    template = self._get_param("templateName")
+    certs = [c for c in self.iot_backend.ca_certificates.values()
+             if not template or (c.registration_config or {}).get("templateName") == template]
+    return _paged(self, certs, lambda c: {"certificateArn": c.arn, "certificateId": c.certificate_id,
+                                           "status": c.status, "creationDate": c.creation_date})
 
 def _rule_topic(sql):
     # The topic a rule's SQL selects FROM: keywords in any case, the topic quoted (' or ") or bare; a FROM inside a
@@ -266,30 +271,12 @@ def _find_ca_certificate(self, ca_certificate_pem):
 Backend._find_ca_certificate = _find_ca_certificate
 
 def r_list_certificates_by_ca(self):
-    # Emulator fix: ListCertificatesByCA pages like AWS (moto returned every certificate at once):
-    # pageSize 1..250, an opaque marker / nextMarker, isAscendingOrder (default newest first).
-    # The marker names the last item returned, as in ListCACertificates above.
+    # Emulator fix: ListCertificatesByCA pages like AWS (moto returned every certificate at once).
     ca_id = self.path.split("/")[-1]
-    size = self._get_int_param("pageSize", 250)
-    if not 1 <= size <= 250:
-        raise InvalidRequestException("pageSize must be between 1 and 250")
-    ascending = self._get_bool_param("isAscendingOrder", False)
     certs = [c for c in self.iot_backend.certificates.values() if c.ca_certificate_id == ca_id]
-    certs.sort(key=_page_key, reverse=not ascending)
-    marker = self._get_param("marker")
-    if marker:
-        try:
-            after = json.loads(base64.urlsafe_b64decode(marker.encode()))
-            assert isinstance(after, list) and all(isinstance(x, str) for x in after)
-        except (ValueError, AssertionError):
-            raise InvalidRequestException("Invalid marker")
-        certs = [c for c in certs if (_page_key(c) > after if ascending else _page_key(c) < after)]
-    page = certs[:size]
-    out = {"certificates": [{"certificateArn": c.arn, "certificateId": c.certificate_id, "status": c.status,
-                             "certificateMode": "DEFAULT", "creationDate": c.creation_date} for c in page]}
-    if len(certs) > size:
-        out["nextMarker"] = base64.urlsafe_b64encode(json.dumps(_page_key(page[-1])).encode()).decode()
-    return ActionResult(out)
+    return _paged(self, certs, lambda c: {"certificateArn": c.arn, "certificateId": c.certificate_id,
+                                           "status": c.status, "certificateMode": "DEFAULT",
+                                           "creationDate": c.creation_date})
 
 Response.list_certificates_by_ca = r_list_certificates_by_ca
 

@@ -66,12 +66,13 @@ expect_error() {
     elif grep -q "($code)" <<<"$out"; then ok "$name"
     else bad "$name" "expected $code, got: $out"; fi
 }
-# page_all REGION ASCENDING : walks list-ca-certificates one item per page; sets PAGED
+# page_all REGION ASCENDING [COMMAND [FIELDS]] : walks COMMAND (default list-ca-certificates) one item per page, its
+# request carrying the JSON FIELDS too; sets PAGED
 page_all() {
-    local marker="" pages=0 ids="" page req
+    local marker="" pages=0 ids="" page req cmd="${3:-list-ca-certificates}" fields="${4:+$4, }"
     while :; do
-        req='{"pageSize": 1, "ascendingOrder": '"$2${marker:+, \"marker\": \"$marker\"}"'}'
-        page="$(iot "$1" list-ca-certificates --no-paginate --cli-input-json "$req" 2>&1)" || { PAGED="error: $page"; return; }
+        req='{'"$fields"'"pageSize": 1, "ascendingOrder": '"$2${marker:+, \"marker\": \"$marker\"}"'}'
+        page="$(iot "$1" "$cmd" --no-paginate --cli-input-json "$req" 2>&1)" || { PAGED="error: $page"; return; }
         pages=$((pages + 1))
         ids+=" $(json '" ".join(c["certificateId"] for c in d["certificates"])' <<<"$page")"
         marker="$(json 'd.get("nextMarker", "")' <<<"$page")"
@@ -217,19 +218,7 @@ for d in dev1 dev2 dev3; do
         --ca-certificate-pem "file://$TMP/devca-crlf.pem" --status ACTIVE >/dev/null || bad "register-certificate $d"
     dev_ids+=" $(der_sha256 "$TMP/$d.pem")"
 done
-page_by_ca() {  # page_by_ca ASCENDING : walks list-certificates-by-ca one item per page; sets PAGED
-    local marker="" pages=0 ids="" page req
-    while :; do
-        req='{"caCertificateId": "'"$devca_id"'", "pageSize": 1, "ascendingOrder": '"$1${marker:+, \"marker\": \"$marker\"}"'}'
-        page="$(iot "$R" list-certificates-by-ca --no-paginate --cli-input-json "$req" 2>&1)" || { PAGED="error: $page"; return; }
-        pages=$((pages + 1))
-        ids+=" $(json '" ".join(c["certificateId"] for c in d["certificates"])' <<<"$page")"
-        marker="$(json 'd.get("nextMarker", "")' <<<"$page")"
-        [[ -z "$marker" || $pages -ge 10 ]] && break
-    done
-    PAGED="$pages pages:$ids"
-}
-page_by_ca true
+page_all "$R" true list-certificates-by-ca '"caCertificateId": "'"$devca_id"'"'
 eq "list-certificates-by-ca: the CA is found by its certificate, not its text; pageSize 1 pages in creation order" \
     "3 pages:$dev_ids" "$PAGED"
 eq "list-certificates-by-ca: entries carry certificateArn, certificateId, certificateMode, creationDate, status" \

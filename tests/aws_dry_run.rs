@@ -26,6 +26,15 @@ fn region<'a>(r: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     r["regions"].as_array().unwrap().iter().find(|x| x["region"] == name).unwrap_or_else(|| panic!("{name}: {r}"))
 }
 
+/// Replaces the JITP template registered with the CA `id` in `region` (awscli, as an account admin would).
+fn register_template(moto: &Moto, st: &TestStation, region: &str, id: &str, template: &serde_json::Value) {
+    let cfg = st.file("regcfg.json");
+    let body = serde_json::json!({"templateBody": template.to_string(), "roleArn": ROLE}).to_string();
+    std::fs::write(&cfg, body).unwrap();
+    let file = format!("file://{}", cfg.display());
+    moto.aws(region, &["update-ca-certificate", "--certificate-id", id, "--registration-config", &file]);
+}
+
 fn codes(region: &serde_json::Value) -> Vec<String> {
     region["problems"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap().to_string()).collect()
 }
@@ -73,18 +82,7 @@ fn a_registered_ca_provisions_the_device_and_each_fault_in_the_account_is_named(
     let mut t: serde_json::Value = serde_json::from_str(station::aws::template::BUILTIN).unwrap();
     t["Resources"]["certificate"]["Properties"]["Status"] = "INACTIVE".into();
     t["Resources"]["thing"]["Properties"]["AttributePayload"]["site"] = "hall 7".into();
-    let cfg = st.file("regcfg.json");
-    std::fs::write(&cfg, serde_json::json!({"templateBody": t.to_string(), "roleArn": ROLE}).to_string()).unwrap();
-    moto.aws(
-        "eu-west-1",
-        &[
-            "update-ca-certificate",
-            "--certificate-id",
-            &id,
-            "--registration-config",
-            &format!("file://{}", cfg.display()),
-        ],
-    );
+    register_template(&moto, &st, "eu-west-1", &id, &t);
     let out = dry_run(&st, &chain, &[]);
     assert_eq!(out.status, 8, "{}\n{}", out.stdout, out.stderr);
     let r = out.json();
@@ -101,17 +99,7 @@ fn a_registered_ca_provisions_the_device_and_each_fault_in_the_account_is_named(
     t["Resources"]["policy"]["Properties"] = serde_json::json!({"PolicyName": "FleetDevice"});
     t["Resources"]["thing"]["Properties"]["ThingGroups"] =
         serde_json::json!([{"Fn::Select": [0, {"Fn::Split": ["-", {"Ref": "AWS::IoT::Certificate::CommonName"}]}]}]);
-    std::fs::write(&cfg, serde_json::json!({"templateBody": t.to_string(), "roleArn": ROLE}).to_string()).unwrap();
-    moto.aws(
-        "eu-west-1",
-        &[
-            "update-ca-certificate",
-            "--certificate-id",
-            &id,
-            "--registration-config",
-            &format!("file://{}", cfg.display()),
-        ],
-    );
+    register_template(&moto, &st, "eu-west-1", &id, &t);
     let r = dry_run(&st, &chain, &["--region", "eu-west-1"]).json();
     let eu = region(&r, "eu-west-1");
     assert_eq!(codes(eu), ["aws-jitp-policy-missing"], "{eu}");

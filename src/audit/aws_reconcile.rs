@@ -510,6 +510,18 @@ mod tests {
         }
     }
 
+    fn pair(error: Option<PairError>) -> Pair {
+        Pair {
+            region: "eu-west-1".into(),
+            ca: "ca-1".into(),
+            certificate_id: "x".into(),
+            listed: 0,
+            known: 0,
+            stray: 0,
+            error,
+        }
+    }
+
     fn known(serial: &str, current: bool) -> Known {
         Known {
             serial: serial.into(),
@@ -537,18 +549,7 @@ mod tests {
         for (id, serial, current) in [("a", "S1", true), ("b", "S2", true), ("c", "S3", false), ("d", "S4", false)] {
             f.known.insert(id.into(), known(serial, current));
         }
-        let mut out = AwsReconciliation {
-            pairs: vec![Pair {
-                region: "eu-west-1".into(),
-                ca: "ca-1".into(),
-                certificate_id: "x".into(),
-                listed: 0,
-                known: 0,
-                stray: 0,
-                error: None,
-            }],
-            ..Default::default()
-        };
+        let mut out = AwsReconciliation { pairs: vec![pair(None)], ..Default::default() };
         let page = [
             cert("a", "ACTIVE"),
             cert("b", "REVOKED"),
@@ -574,15 +575,11 @@ mod tests {
     fn a_pair_that_could_not_be_read_is_not_clean() {
         let mut out = AwsReconciliation::default();
         assert!(out.clean());
-        out.pairs.push(Pair {
-            region: "eu-west-1".into(),
-            ca: "ca-1".into(),
-            certificate_id: "x".into(),
-            listed: 0,
-            known: 0,
-            stray: 0,
-            error: Some(PairError { code: "aws-unreachable", message: String::new(), remedy: String::new() }),
-        });
+        out.pairs.push(pair(Some(PairError {
+            code: "aws-unreachable",
+            message: String::new(),
+            remedy: String::new(),
+        })));
         assert!(out.codes().is_empty());
         assert!(!out.clean(), "an unread region proves nothing");
     }

@@ -720,27 +720,6 @@ pub fn certificate(
     Ok((der, summary, problems))
 }
 
-/// Which of the named resources the region lacks.
-async fn missing(iot: &super::Iot, needs: &super::field::Needs) -> Result<super::field::Missing, super::CallError> {
-    let mut m = super::field::Missing::default();
-    for p in &needs.policies {
-        if !iot.iot_policy_exists(p).await? {
-            m.policies.push(p.clone());
-        }
-    }
-    for t in &needs.thing_types {
-        if !iot.thing_type_exists(t).await? {
-            m.thing_types.push(t.clone());
-        }
-    }
-    for g in &needs.thing_groups {
-        if !iot.thing_group_exists(g).await? {
-            m.thing_groups.push(g.clone());
-        }
-    }
-    Ok(m)
-}
-
 /// Evaluates the configured template (or the built-in one) without asking AWS.
 pub fn offline(settings: &super::Settings, cert: &CertFields) -> crate::Result<RegionRun> {
     let mut run = RegionRun::new("(offline)", settings.mode.as_str());
@@ -854,7 +833,7 @@ pub async fn online(
                     needs.thing_types.extend(t.thing_type.clone());
                     needs.thing_groups.extend(t.groups.iter().cloned());
                 }
-                match missing(iot, &needs).await {
+                match super::field::missing(iot, &needs).await {
                     Ok(m) => run.take(super::field::resources(&ctx, &needs, &m)),
                     Err(e) => return errored(run, e),
                 }

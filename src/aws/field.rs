@@ -221,24 +221,29 @@ pub async fn jitp(ctx: &Context<'_>, iot: &Iot, d: &Described) -> Result<Vec<Che
     if let Some(arn) = d.role_arn.as_deref().filter(|a| !a.is_empty()) {
         out.extend(role_checks(ctx, arn, &read_role(iot, arn).await?, &needs));
     }
-    let mut missing = Missing::default();
+    out.push(resources(ctx, &needs, &missing(iot, &needs).await?));
+    Ok(out)
+}
+
+/// Which of the policies, thing types and thing groups in `needs` the region lacks.
+pub async fn missing(iot: &Iot, needs: &Needs) -> Result<Missing, CallError> {
+    let mut m = Missing::default();
     for p in &needs.policies {
         if !iot.iot_policy_exists(p).await? {
-            missing.policies.push(p.clone());
+            m.policies.push(p.clone());
         }
     }
     for t in &needs.thing_types {
         if !iot.thing_type_exists(t).await? {
-            missing.thing_types.push(t.clone());
+            m.thing_types.push(t.clone());
         }
     }
     for g in &needs.thing_groups {
         if !iot.thing_group_exists(g).await? {
-            missing.thing_groups.push(g.clone());
+            m.thing_groups.push(g.clone());
         }
     }
-    out.push(resources(ctx, &needs, &missing));
-    Ok(out)
+    Ok(m)
 }
 
 async fn read_role(iot: &Iot, arn: &str) -> Result<RoleRead, CallError> {
