@@ -26,7 +26,10 @@ pub fn witness_path(state_dir: &Path) -> PathBuf {
 pub fn create(ledger: &mut Ledger, signer: &Signer<'_>, state_dir: &Path) -> Result<Checkpoint> {
     let head = checkpoints::head(ledger.conn())?;
     let signature = sign_by(signer, &head)?;
-    let tx = ledger.conn_mut().transaction().map_err(LedgerError::sql("begin"))?;
+    let tx = ledger
+        .conn_mut()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(LedgerError::sql("begin"))?;
     let cp = checkpoints::store(&tx, &head, signer.kind(), signer.name(), &signer.key().uri().to_string(), &signature)?;
     tx.commit().map_err(LedgerError::sql("commit checkpoint"))?;
     witness_after_commit(state_dir, ledger.conn(), cp.id)?;

@@ -96,7 +96,10 @@ impl Ledger {
     /// Records (or replaces) a registration; `outcome` says how it came about (`registered`,
     /// `re-registered`, `already-registered`). A chained `aws-ca-registered` event.
     pub fn record_aws_registration(&mut self, reg: &AwsRegistration, outcome: &str) -> Result<(), LedgerError> {
-        let tx = self.conn.transaction().map_err(LedgerError::sql("begin"))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(LedgerError::sql("begin"))?;
         tx.execute(
             &format!(
                 "INSERT INTO aws_registrations ({REG_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8) \
@@ -131,7 +134,10 @@ impl Ledger {
 
     /// Stores one verification run: a row per (CA, region) and one chained `aws-ca-verified` event per CA.
     pub fn record_aws_verifications(&mut self, results: &[AwsVerification]) -> Result<(), LedgerError> {
-        let tx = self.conn.transaction().map_err(LedgerError::sql("begin"))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(LedgerError::sql("begin"))?;
         let mut per_ca: Vec<(&str, Vec<serde_json::Value>)> = Vec::new();
         for v in results {
             tx.execute(

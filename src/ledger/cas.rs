@@ -107,7 +107,13 @@ impl Ledger {
 
     /// Records a new CA and its event. A ready CA becomes active when no CA is.
     pub fn insert_ca(&mut self, row: &CaRow, event_kind: &str) -> Result<CaState, LedgerError> {
-        let tx = self.conn.transaction().map_err(LedgerError::sql("begin"))?;
+        // IMMEDIATE, as every read-then-write of a command beside a running `serve`: a deferred transaction whose
+        // first write comes after the writer thread committed fails at once (SQLITE_BUSY_SNAPSHOT, "database is
+        // locked") without waiting; an immediate one waits for the lock (busy_timeout).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(LedgerError::sql("begin"))?;
         let has_active: bool = tx
             .query_row("SELECT EXISTS (SELECT 1 FROM cas WHERE state = 'active')", [], |r| r.get(0))
             .map_err(LedgerError::sql("read CAs"))?;
@@ -142,7 +148,10 @@ impl Ledger {
 
     /// Stores the signed certificate of a pending CA; it becomes ready (or active if none is).
     pub fn complete_ca(&mut self, row: &CaRow) -> Result<CaState, LedgerError> {
-        let tx = self.conn.transaction().map_err(LedgerError::sql("begin"))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(LedgerError::sql("begin"))?;
         let has_active: bool = tx
             .query_row("SELECT EXISTS (SELECT 1 FROM cas WHERE state = 'active')", [], |r| r.get(0))
             .map_err(LedgerError::sql("read CAs"))?;
