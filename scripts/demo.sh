@@ -52,6 +52,12 @@ role_arn = "arn:aws:iam::123456789012:role/StationDemoJITP"
 require_verified = true
 TOML
 fi
+# The account's JITP provisioning role, made once by an account admin (here in the emulator, with awscli): it trusts
+# AWS IoT and has the managed policy AWSIoTThingsRegistration. `ca verify` checks both.
+"$REPO/.venv/bin/aws" --endpoint-url "$MOTO_URL" --region us-east-1 iam create-role --role-name StationDemoJITP \
+  --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"iot.amazonaws.com"},"Action":"sts:AssumeRole"}]}' >/dev/null
+"$REPO/.venv/bin/aws" --endpoint-url "$MOTO_URL" --region us-east-1 iam attach-role-policy --role-name StationDemoJITP \
+  --policy-arn arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration
 step "station ca register --name demo-ca (verification certificate signed in the HSM)"
 st ca register --name demo-ca
 step "station ca verify --name demo-ca (every region; serve refuses to start unless this passes)"
@@ -101,6 +107,9 @@ ls "$DEMO/devices" | head -3
 echo "… $(ls "$DEMO/devices" | wc -l) device folders, each with deviceCert.key and deviceCertAndCACert.crt"
 first="$(ls -d "$DEMO/devices/$run"-* | head -1)"
 openssl verify -x509_strict -purpose sslclient -CAfile "$DEMO/demo-ca.pem" "$first/deviceCertAndCACert.crt"
+
+step "station aws dry-run: what AWS IoT would do at this device's first connection, in every region"
+st aws dry-run --cert "$first/deviceCertAndCACert.crt"
 
 step "station status"
 st status
