@@ -5,15 +5,18 @@
 //! the chain. Safe to call from many threads at once.
 
 mod active;
+mod checkpoints;
 mod error;
 pub mod gate;
 mod intake;
 mod profile;
+mod records;
 
 pub use active::ActiveCa;
 pub use error::IssueError;
 pub use intake::{DeviceCsr, MAX_CSR, parse_csr};
 pub use profile::{DeviceKey, Policy};
+pub use records::DeviceErrorReport;
 
 use crate::Result;
 use crate::ca::CaError;
@@ -45,20 +48,6 @@ pub struct IssueRequest {
     /// What the device said about itself (HELLO's model and firmware), recorded with the issuance.
     pub device_model: String,
     pub device_firmware: String,
-}
-
-/// An ERROR a device sent, as the ledger records it.
-#[derive(Debug, Clone)]
-pub struct DeviceErrorReport<'a> {
-    pub bench: &'a str,
-    pub serial: &'a str,
-    pub code: &'a str,
-    pub message: &'a str,
-    pub retryable: bool,
-    /// The station's state when it arrived: `idle`, `await-csr`, `await-stored`, or `done` (after DONE).
-    pub state: &'a str,
-    /// The issuance whose chain the device was sent, if any.
-    pub issuance: Option<i64>,
 }
 
 /// What happened.
@@ -122,15 +111,7 @@ pub struct Engine {
     /// The fail-closed AWS IoT gate, with its own deadline.
     gate: gate::Gate,
     aws: Option<crate::config::AwsSection>,
-    state_dir: PathBuf,
-    checkpoint_every: u64,
-    /// New certificates since the ledger's last checkpoint: read from the ledger at start (so a station that
-    /// restarts often still checkpoints), counted in memory from then on.
-    since_checkpoint: std::sync::atomic::AtomicU64,
-    /// A periodic checkpoint is being signed (the next bench does not start another).
-    checkpointing: std::sync::atomic::AtomicBool,
-    /// The dedicated audit key (`[audit] key`): it signs checkpoints instead of the active CA's key.
-    audit_key: Option<crate::audit::key::AuditKey>,
+    checkpoints: checkpoints::Checkpoints,
     /// With `[registry]` in station mode: serials come from leased blocks (see `registry::leases`).
     leasing: Option<Leasing>,
 }
@@ -166,11 +147,7 @@ impl Engine {
             ),
             None => gate::Gate::unguarded(),
         };
-        // A checkpoint committed just before a crash may be missing from the witness file: write it now.
-        crate::audit::checkpoint::reconcile_witness(&cfg.station.state_dir, ledger.conn())?;
-        let since_checkpoint = ledger::checkpoints::issued_since_last(ledger.conn())?;
-        // A configured audit key must be there before anything is issued (`audit-key-missing`).
-        let audit_key = crate::audit::key::AuditKey::configured(cfg, &hsm, ledger.conn())?;
+        let checkpoints = checkpoints::Checkpoints::open(cfg, &hsm, &ledger)?;
         drop(ledger);
         let writer = Writer::start(&cfg.ledger.path, cfg.ledger.group_commit_max)?;
         Ok(Engine {
@@ -183,11 +160,7 @@ impl Engine {
             ledger_path: cfg.ledger.path.clone(),
             gate,
             aws,
-            state_dir: cfg.station.state_dir.clone(),
-            checkpoint_every: cfg.audit.checkpoint_every,
-            since_checkpoint: std::sync::atomic::AtomicU64::new(since_checkpoint),
-            checkpointing: std::sync::atomic::AtomicBool::new(false),
-            audit_key,
+            checkpoints,
             leasing,
         })
     }
@@ -473,7 +446,7 @@ impl Engine {
         };
         match self.writer.issue(new.clone())? {
             Ok(id) => {
-                self.after_new_certificate();
+                self.checkpoints.count(&self.writer, || self.active_ca());
                 Ok(Issued {
                     id,
                     serial,
@@ -499,79 +472,9 @@ impl Engine {
         }
     }
 
-    /// Every `[audit] checkpoint_every` new certificates since the ledger's last checkpoint, sign a checkpoint.
-    /// The count survives restarts: it starts from the ledger (the last checkpoint's issuance count against the
-    /// per-bench counts), so no row is counted here.
-    fn after_new_certificate(&self) {
-        use std::sync::atomic::Ordering;
-        let n = self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.checkpoint_every == 0 || n < self.checkpoint_every || self.checkpointing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if let Err(e) = self.checkpoint() {
-            tracing::warn!(error = %e, "periodic checkpoint failed; issuance continues");
-        }
-        // What was counted until now is covered (or its attempt failed: the next one comes after another
-        // `checkpoint_every`, not at every certificate); certificates since then count towards the next one.
-        let _ = self.since_checkpoint.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
-        self.checkpointing.store(false, Ordering::Release);
-    }
-
-    /// Signs the chain head (after everything queued) with the audit key, or without one the active CA's key, and
-    /// records it in the ledger and the witness file. The HSM signs between two writer operations, not inside one:
-    /// every bench's commit goes on meanwhile.
+    /// Signs a checkpoint of the chain head now (the periodic ones: `checkpoints`).
     pub fn checkpoint(&self) -> Result<ledger::Checkpoint> {
-        use crate::audit::key::Signer;
-        let ca;
-        let signer = match &self.audit_key {
-            Some(a) => Signer::Audit(a),
-            None => {
-                ca = self.active_ca()?;
-                Signer::Ca { name: &ca.name, key: ca.issuer.key() }
-            }
-        };
-        let head = self.writer.head()?;
-        let signature = crate::audit::checkpoint::sign_by(&signer, &head)?;
-        let uri = signer.key().uri().to_string();
-        let cp = self.writer.store_checkpoint(head, signer.kind(), signer.name(), &uri, signature)?;
-        let conn = ledger::open_connection(&self.ledger_path)?;
-        crate::audit::checkpoint::witness_after_commit(&self.state_dir, &conn, cp.id)?;
-        Ok(cp)
-    }
-
-    /// Records that the chain was handed over (file written, or CHAIN frame sent).
-    pub fn delivered(&self, issued: &Issued, bench: &str) -> Result<()> {
-        let detail = serde_json::json!({ "id": issued.id, "bench": bench, "outcome": issued.outcome }).to_string();
-        Ok(self.writer.delivered(issued.id, detail)?)
-    }
-
-    /// Records the device's acknowledgement: the SHA-256 of the chain as it stored it. A mismatch is
-    /// recorded and refused.
-    pub fn confirm(&self, issued: &Issued, bench: &str, sha256_hex: &str) -> Result<()> {
-        let expected = &issued.chain_sha256;
-        let detail = serde_json::json!({ "id": issued.id, "bench": bench, "expected": expected, "stored": sha256_hex })
-            .to_string();
-        if expected.eq_ignore_ascii_case(sha256_hex) {
-            Ok(self.writer.confirmed(issued.id, detail)?)
-        } else {
-            self.writer.event("stored-mismatch", &issued.serial, detail)?;
-            Err(IssueError::StoredHashMismatch { serial: issued.serial.clone() }.into())
-        }
-    }
-
-    /// Records an ERROR a device sent (spec 6.3) as a chained `device-error` event: the bench, the code, its
-    /// message and `retryable`, the station's state when it arrived, and the issuance it concerns when a chain had
-    /// been sent (then `ref_id` names the row). `subject` is the serial, or empty when none was known yet.
-    pub fn device_error(&self, report: &DeviceErrorReport<'_>) -> Result<()> {
-        let detail = serde_json::json!({
-            "bench": report.bench,
-            "code": report.code,
-            "message": report.message,
-            "retryable": report.retryable,
-            "state": report.state,
-        })
-        .to_string();
-        Ok(self.writer.event_about("device-error", report.serial, report.issuance, detail)?)
+        self.checkpoints.sign(&self.writer, || self.active_ca())
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, ledger::LedgerError>) -> Result<T> {

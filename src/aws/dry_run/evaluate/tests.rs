@@ -1,4 +1,5 @@
 use super::*;
+use crate::aws::dry_run::rules::POLICY_DOCUMENT_MAX;
 use crate::aws::template::BUILTIN;
 
 fn device(cn: &str) -> CertFields {
