@@ -7,7 +7,6 @@
 use super::key::Signer;
 use super::{Finding, witness};
 use crate::Result;
-use crate::hsm::HsmKey;
 use crate::ledger::checkpoints::SignerKind;
 use crate::ledger::{Checkpoint, Ledger, LedgerError, checkpoints};
 use crate::pki;
@@ -67,10 +66,6 @@ pub fn sign_by(signer: &Signer<'_>, head: &checkpoints::Head) -> Result<Vec<u8>,
     signer.key().sign_bytes(text.as_bytes()).map_err(|e| LedgerError::Signing(e.to_string()))
 }
 
-/// The HSM signature over a checkpoint's text, by a CA key.
-pub fn sign_checkpoint(key: &HsmKey, head: &checkpoints::Head, ca_name: &str) -> Result<Vec<u8>, LedgerError> {
-    key.sign_bytes(head.message(ca_name).as_bytes()).map_err(|e| LedgerError::Signing(e.to_string()))
-}
 
 /// Who signed checkpoints, as `audit verify` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

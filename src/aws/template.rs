@@ -7,7 +7,7 @@ use crate::config::{AwsMode, AwsSection, PolicySection, SerialSource};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-mod values;
+pub(crate) mod values;
 use std::path::Path;
 
 /// schemas/jitp-template.json, built in: the template used when `[aws] template` is not set.

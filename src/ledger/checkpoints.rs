@@ -59,11 +59,6 @@ impl SignerKind {
 }
 
 impl Head {
-    /// The exact text a checkpoint of this head, signed by `ca_name`'s key, signs.
-    pub fn message(&self, ca_name: &str) -> String {
-        message(self.seq, &self.head_hash, self.issuances, &self.at, ca_name)
-    }
-
     /// The exact text a checkpoint of this head signs, by a key of `kind` named `name`.
     pub fn message_by(&self, kind: SignerKind, name: &str) -> String {
         message_by(kind, self.seq, &self.head_hash, self.issuances, &self.at, name)

@@ -3,11 +3,11 @@
 //! keys then sign certificates only, as for checkpoints); without it, the active CA's key.
 
 use crate::Result;
-use crate::audit::key::AuditKey;
+use crate::audit::key::{AuditKey, Signer};
 use crate::ca::{self, CaError};
 use crate::hsm::{Hsm, HsmKey};
-use crate::ledger::checkpoints::{Head, SignerKind};
-use crate::ledger::{CaRow, Ledger, LedgerError};
+use crate::ledger::checkpoints::Head;
+use crate::ledger::{CaRow, Ledger};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -73,37 +73,36 @@ impl HeadSigner {
         Ok((row, key))
     }
 
-    /// Signs `head` with the audit key, or without one the active CA's key.
+    /// Signs `head` as a checkpoint is signed (`audit::checkpoint::sign_by`): with the audit key, or without one
+    /// the active CA's key. `ca_*` name the CA whose key signed, or that issued the audit certificate.
     pub fn sign(&self, head: &Head) -> Result<SignedHead> {
-        if let Some(label) = &self.audit_label {
-            let (key, ca) = self.audit_key(label)?;
-            let text = head.message_by(SignerKind::AuditKey, label);
-            let signature = key.key.sign_bytes(text.as_bytes()).map_err(|e| LedgerError::Signing(e.to_string()))?;
-            return Ok(SignedHead {
-                text,
-                signature_hex: hex::encode(signature),
-                ca_fingerprint: ca.fingerprint.clone().unwrap_or_default(),
-                ca_subject: ca.subject.clone(),
-                ca_cert_der: ca.cert_der.clone().unwrap_or_default(),
-                ca_name: ca.name,
-                audit: Some(AuditSigner {
-                    label: label.clone(),
-                    fingerprint: key.row.fingerprint.clone(),
-                    cert_der: key.row.cert_der.clone(),
-                }),
-            });
-        }
-        let (row, key) = self.active()?;
-        let text = head.message(&row.name);
-        let signature = crate::audit::checkpoint::sign_checkpoint(&key, head, &row.name)?;
+        let (ca, audit, key);
+        let signer = match &self.audit_label {
+            Some(label) => {
+                (audit, ca) = self.audit_key(label)?;
+                Signer::Audit(&audit)
+            }
+            None => {
+                (ca, key) = self.active()?;
+                Signer::Ca { name: &ca.name, key: &key }
+            }
+        };
+        let signature = crate::audit::checkpoint::sign_by(&signer, head)?;
         Ok(SignedHead {
-            text,
+            text: head.message_by(signer.kind(), signer.name()),
             signature_hex: hex::encode(signature),
-            ca_fingerprint: row.fingerprint.clone().unwrap_or_default(),
-            ca_subject: row.subject.clone(),
-            ca_cert_der: row.cert_der.clone().unwrap_or_default(),
-            ca_name: row.name,
-            audit: None,
+            ca_name: ca.name.clone(),
+            ca_fingerprint: ca.fingerprint.clone().unwrap_or_default(),
+            ca_subject: ca.subject.clone(),
+            ca_cert_der: ca.cert_der.clone().unwrap_or_default(),
+            audit: match signer {
+                Signer::Audit(a) => Some(AuditSigner {
+                    label: a.row.label.clone(),
+                    fingerprint: a.row.fingerprint.clone(),
+                    cert_der: a.row.cert_der.clone(),
+                }),
+                Signer::Ca { .. } => None,
+            },
         })
     }
 }

@@ -3,12 +3,12 @@
 
 use super::Problem;
 use super::evaluate::{Plan, PolicyPlan};
+use crate::aws::template::values::{ATTRIBUTE_MAX, THING_NAME_MAX, attribute_char, thing_name_char};
 use serde_json::Value;
 
-/// JITP's limits and character sets (AWS IoT API reference: CreateThing, AttributePayload, CreatePolicy).
-const THING_NAME_MAX: usize = 128;
+/// The limits and character sets not already in the template's static check (`template::values`, the one place
+/// for thing-name and attribute-value characters): AWS IoT API reference, AttributePayload and CreatePolicy.
 const ATTRIBUTE_NAME_MAX: usize = 128;
-const ATTRIBUTE_VALUE_MAX: usize = 800;
 /// Attributes a thing may have without a thing type, and with one.
 const ATTRIBUTES_UNTYPED: usize = 3;
 const ATTRIBUTES_TYPED: usize = 50;
@@ -16,7 +16,7 @@ const ATTRIBUTES_TYPED: usize = 50;
 pub(super) const POLICY_DOCUMENT_MAX: usize = 2048;
 
 pub(super) fn thing_name_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= THING_NAME_MAX && s.chars().all(|c| c.is_ascii_alphanumeric() || ":_-".contains(c))
+    !s.is_empty() && s.len() <= THING_NAME_MAX && s.chars().all(thing_name_char)
 }
 
 fn attribute_name_ok(s: &str) -> bool {
@@ -26,7 +26,7 @@ fn attribute_name_ok(s: &str) -> bool {
 }
 
 fn attribute_value_ok(s: &str) -> bool {
-    s.len() <= ATTRIBUTE_VALUE_MAX && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.,@/:#=[]-".contains(c))
+    s.len() <= ATTRIBUTE_MAX && s.chars().all(attribute_char)
 }
 
 /// AWS IoT's rules on what the template made.
@@ -70,7 +70,7 @@ pub(super) fn judge(plan: &Plan) -> Vec<Problem> {
                     "aws-jitp-attribute-invalid",
                     format!(
                         "attribute {k:?} = {v:?}: names are 1-{ATTRIBUTE_NAME_MAX} characters of \
-                         [a-zA-Z0-9_.,@/:#-], values up to {ATTRIBUTE_VALUE_MAX} of [a-zA-Z0-9_.,@/:#=[]-]"
+                         [a-zA-Z0-9_.,@/:#-], values up to {ATTRIBUTE_MAX} of [a-zA-Z0-9_.,@/:#=[]-]"
                     ),
                     format!("change the attribute in the template or what fills it, {update}"),
                 ));
