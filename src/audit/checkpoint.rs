@@ -66,7 +66,6 @@ pub fn sign_by(signer: &Signer<'_>, head: &checkpoints::Head) -> Result<Vec<u8>,
     signer.key().sign_bytes(text.as_bytes()).map_err(|e| LedgerError::Signing(e.to_string()))
 }
 
-
 /// Who signed checkpoints, as `audit verify` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SignerSummary {

@@ -154,10 +154,7 @@ impl DryRun {
 
 /// Reads the chain's first certificate, finds the station CA that signed it and its ledger row, and checks
 /// what holds in every region.
-pub fn certificate(
-    ledger: &crate::ledger::Ledger,
-    chain: &[u8],
-) -> crate::Result<(Vec<u8>, CertSummary, Vec<Problem>)> {
+pub fn certificate(ledger: &crate::ledger::Ledger, chain: &[u8]) -> crate::Result<(CertSummary, Vec<Problem>)> {
     let der = pki::certs_from_bytes(chain)?.into_iter().next().unwrap_or_default();
     let info = pki::inspect(&der)?;
     let fields = CertFields::from_der(&der).map_err(pki::PkiError::BadCertificate)?;
@@ -166,22 +163,13 @@ pub fn certificate(
         .into_iter()
         .find(|c| c.cert_der.as_deref().is_some_and(|ca| pki::signed_by(&der, ca)))
         .map(|c| c.name);
-    let issued_here = ledger
-        .conn()
-        .query_row(
-            "SELECT serial, bench, issued_at, state, superseded_by IS NULL FROM issuances WHERE cert_id = ?1",
-            [&fields.id],
-            |r| {
-                Ok(IssuedHere {
-                    serial: r.get(0)?,
-                    bench: r.get(1)?,
-                    issued_at: r.get(2)?,
-                    state: r.get(3)?,
-                    current: r.get(4)?,
-                })
-            },
-        )
-        .ok();
+    let issued_here = crate::ledger::issuances::by_cert_id(ledger.conn(), &fields.id)?.map(|r| IssuedHere {
+        current: r.superseded_by.is_none(),
+        serial: r.serial,
+        bench: r.bench,
+        issued_at: r.issued_at,
+        state: r.state,
+    });
     let mut problems = Vec::new();
     if ca.is_none() {
         problems.push(Problem::new(
@@ -209,7 +197,7 @@ pub fn certificate(
         not_after: pki::rfc3339(info.not_after),
         issued_here,
     };
-    Ok((der, summary, problems))
+    Ok((summary, problems))
 }
 
 /// Evaluates the configured template (or the built-in one) without asking AWS.

@@ -50,7 +50,7 @@ fn dry_run_cmd(cli: &Cli, a: &DryRunArgs) -> Result<Box<dyn Report>> {
         )
     })?;
     let ledger = st.ledger()?;
-    let (_, cert, problems) = dry_run::certificate(&ledger, &chain)?;
+    let (cert, problems) = dry_run::certificate(&ledger, &chain)?;
     let mut regions = Vec::new();
     if let Some(ca_name) = cert.ca.clone() {
         if a.offline {

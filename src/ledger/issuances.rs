@@ -83,6 +83,13 @@ pub fn current_by_serial(conn: &Connection, serial: &str) -> Result<Option<Issua
         .map_err(LedgerError::sql("look up serial"))
 }
 
+/// The issuance of a certificate (current or superseded), by its ID: the hex SHA-256 of its DER.
+pub fn by_cert_id(conn: &Connection, cert_id: &str) -> Result<Option<IssuanceRow>, LedgerError> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM issuances WHERE cert_id = ?1"))
+        .and_then(|mut st| st.query_row([cert_id], from_row).optional())
+        .map_err(LedgerError::sql("look up certificate"))
+}
+
 /// The current issuance for a public key (hex SHA-256 of its SPKI).
 pub fn current_by_key(conn: &Connection, spki_sha256: &str) -> Result<Option<IssuanceRow>, LedgerError> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM issuances WHERE spki_sha256 = ?1 AND superseded_by IS NULL"))
