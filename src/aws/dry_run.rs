@@ -297,8 +297,8 @@ pub async fn online(
                 Err(problems) => problems.into_iter().for_each(|p| run.fail(p)),
             }
             // The provisioning role, as `ca verify` checks it (exists, trusts IoT, may do what the template asks).
-            match super::field::jitp(&ctx, iot, &ca).await {
-                Ok(checks) => checks.into_iter().filter(|c| c.check.starts_with("jitp-role")).for_each(|c| run.take(c)),
+            match super::field::jitp_role(&ctx, iot, &ca, &super::field::needs::of(body)).await {
+                Ok(checks) => checks.into_iter().for_each(|c| run.take(c)),
                 Err(e) => return errored(run, e),
             }
             // The policy, thing type and groups this certificate's provisioning names must exist.

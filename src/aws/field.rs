@@ -6,7 +6,7 @@
 //! pure functions of what was read; `jitr` and `jitp` read it. A role the credentials may not read in IAM gives
 //! `unknown` checks (code `aws-iam-read-denied`): IAM read access is optional.
 
-mod needs;
+pub mod needs;
 mod role;
 mod rule;
 
@@ -217,12 +217,17 @@ fn device_policy() -> String {
 pub async fn jitp(ctx: &Context<'_>, iot: &Iot, d: &Described) -> Result<Vec<Check>, CallError> {
     let Some(body) = d.template_body.as_deref() else { return Ok(Vec::new()) };
     let needs = needs::of(body);
-    let mut out = Vec::new();
-    if let Some(arn) = d.role_arn.as_deref().filter(|a| !a.is_empty()) {
-        out.extend(role_checks(ctx, arn, &read_role(iot, arn).await?, &needs));
-    }
+    let mut out = jitp_role(ctx, iot, d, &needs).await?;
     out.push(resources(ctx, &needs, &missing(iot, &needs).await?));
     Ok(out)
+}
+
+/// The role checks alone (`aws dry-run` checks the resources a certificate's provisioning names by itself).
+pub async fn jitp_role(ctx: &Context<'_>, iot: &Iot, d: &Described, needs: &Needs) -> Result<Vec<Check>, CallError> {
+    match d.role_arn.as_deref().filter(|a| !a.is_empty()) {
+        Some(arn) => Ok(role_checks(ctx, arn, &read_role(iot, arn).await?, needs)),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Which of the policies, thing types and thing groups in `needs` the region lacks.

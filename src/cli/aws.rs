@@ -130,7 +130,7 @@ fn region_text(run: &RegionRun) -> String {
     if let Some(plan) = &run.plan {
         if let Some(thing) = &plan.thing {
             let exists = match run.thing_exists {
-                Some(true) => " (exists: provisioning reuses it)",
+                Some(true) => " (exists already in AWS)",
                 Some(false) => " (new)",
                 None => "",
             };
